@@ -1,0 +1,101 @@
+# xrooms Makefile: kubebuilder's targets, plus envtest binaries built from source.
+
+IMG ?= ghcr.io/xrooms/xrooms:dev
+K8S_VERSION ?= 1.37.2
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+
+LOCALBIN ?= $(shell pwd)/bin
+ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRD, RBAC and webhook manifests.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: envtest node-deps ## Run all tests: unit, envtest (real kube-apiserver + etcd), phoenix JS client.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager and room-server binaries into bin/.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/roomserver ./cmd/roomserver
+
+.PHONY: run
+run: manifests generate ## Run the operator against the cluster in your kubeconfig.
+	go run ./cmd/manager
+
+.PHONY: run-room
+run-room: ## Run one room server on localhost:4000 with an embedded store (no Kubernetes).
+	go run ./cmd/roomserver --room lobby
+
+.PHONY: docker-build
+docker-build: ## Build the container image.
+	docker build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the container image.
+	docker push $(IMG)
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster in your kubeconfig.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Uninstall the CRDs.
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator to the cluster in your kubeconfig.
+	cd config/manager && kubectl kustomize . >/dev/null
+	kubectl apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Undeploy the operator.
+	kubectl delete --ignore-not-found -k config/default
+
+##@ Dependencies
+
+.PHONY: node-deps
+node-deps: test/phoenix/node_modules ## Install the pinned phoenix and ws npm packages for the client tests.
+test/phoenix/node_modules: test/phoenix/package-lock.json
+	npm ci --prefix test/phoenix --no-audit --no-fund
+	@touch $@
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver and etcd for envtest into bin/ when missing (cheap once built).
+	@K8S_VERSION=$(K8S_VERSION) hack/envtest/build.sh $(ENVTEST_ASSETS) >/dev/null
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
