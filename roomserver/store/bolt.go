@@ -19,6 +19,9 @@ var (
 	entitiesBucket = []byte("entities")
 	// usersBucket maps a departed user's id to the JSON object of their last components.
 	usersBucket = []byte("users")
+	// metaBucket holds committedKey once anything was committed (see Store.Fresh).
+	metaBucket   = []byte("meta")
+	committedKey = []byte("committed")
 )
 
 // lockTimeout bounds the wait for the file lock: a second room server on the same file (an
@@ -52,7 +55,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	b := &Bolt{db: db, path: path}
 	err = safely(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
-			for _, name := range [][]byte{entitiesBucket, usersBucket} {
+			for _, name := range [][]byte{entitiesBucket, usersBucket, metaBucket} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return fmt.Errorf("failed to create bucket %s: %w", name, err)
 				}
@@ -195,7 +198,30 @@ func apply(tx *bolt.Tx, c Change) error {
 			return err
 		}
 	}
-	return nil
+	meta, err := bucket(tx, metaBucket)
+	if err != nil {
+		return err
+	}
+	return meta.Put(committedKey, []byte{1})
+}
+
+// Fresh reports whether nothing was ever committed to the file.
+func (b *Bolt) Fresh() (bool, error) {
+	fresh := false
+	err := safely(func() error {
+		return b.db.View(func(tx *bolt.Tx) error {
+			meta, err := bucket(tx, metaBucket)
+			if err != nil {
+				return err
+			}
+			fresh = meta.Get(committedKey) == nil
+			return nil
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("failed to read %s: %w", b.path, closedErr(err))
+	}
+	return fresh, nil
 }
 
 // User returns the last components recorded for a departed user.

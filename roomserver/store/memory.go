@@ -15,6 +15,8 @@ type Memory struct {
 	state  entity.State
 	users  map[string]entity.Components
 	closed bool
+	// committed is set by the first non-empty Commit (see Store.Fresh).
+	committed bool
 }
 
 var _ Store = (*Memory)(nil)
@@ -47,6 +49,7 @@ func (m *Memory) Commit(c Change) error {
 	if err := c.check(); err != nil {
 		return fmt.Errorf("failed to commit: %w", err)
 	}
+	m.committed = true
 	m.state.ApplyDiff(c.Diff) // creates are copied in; updates merge into maps m owns
 	for id, comps := range c.Departed {
 		m.users[id] = cloneComponents(comps)
@@ -66,6 +69,16 @@ func (m *Memory) User(id string) (entity.Components, bool, error) {
 		return nil, false, nil
 	}
 	return maps.Clone(c), true, nil
+}
+
+// Fresh reports whether nothing was ever committed.
+func (m *Memory) Fresh() (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, fmt.Errorf("failed to read store: %w", ErrClosed)
+	}
+	return !m.committed, nil
 }
 
 // Close makes every later call fail with ErrClosed.

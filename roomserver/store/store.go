@@ -40,6 +40,9 @@ type Store interface {
 	// User returns the last components recorded for a user who left, and whether there are
 	// any.
 	User(id string) (entity.Components, bool, error)
+	// Fresh reports whether nothing was ever committed: a new store, as opposed to one whose
+	// room deleted every entity.
+	Fresh() (bool, error)
 	// Close releases the store; for Bolt, it frees the file for another process.
 	Close() error
 }
@@ -82,16 +85,20 @@ func (c Change) check() error {
 	return nil
 }
 
-// Seed returns the room's entities: what s holds, or, when s is empty and initial is not,
-// initial, after committing it as creates. Initial entities (from the Room spec) only ever
-// seed an empty store, so a restarted room keeps the state it had. When seeded, the returned
-// State is initial itself.
+// Seed returns the room's entities: what s holds, or, when s is fresh (never committed to)
+// and initial is not empty, initial, after committing it as creates. Initial entities (from
+// the Room spec) only ever seed a new store, so a restarted room keeps the state it had, even
+// when its users deleted every entity. When seeded, the returned State is initial itself.
 func Seed(s Store, initial entity.State) (entity.State, error) {
 	st, err := s.Load()
 	if err != nil {
 		return nil, fmt.Errorf("failed to seed store: %w", err)
 	}
-	if len(st) > 0 || len(initial) == 0 {
+	fresh, err := s.Fresh()
+	if err != nil {
+		return nil, fmt.Errorf("failed to seed store: %w", err)
+	}
+	if !fresh || len(initial) == 0 {
 		return st, nil
 	}
 	d := entity.NewDiff()

@@ -253,6 +253,26 @@ func TestContract(t *testing.T) {
 				}
 			})
 
+			t.Run("a room that deleted every entity is not seeded again", func(t *testing.T) {
+				s := im.open(t)
+				initial := entity.State{"door": {"open": raw("false")}}
+				if _, err := Seed(s, initial.Clone()); err != nil {
+					t.Fatal(err)
+				}
+				d := entity.NewDiff()
+				d.Deletes["door"] = entity.Components{}
+				mustCommit(t, s, Change{Diff: d})
+				s = im.reopen(t, s)
+				if fresh, err := s.Fresh(); err != nil || fresh {
+					t.Fatalf("Fresh() after commits = %v, %v", fresh, err)
+				}
+				got, err := Seed(s, initial.Clone())
+				if err != nil || len(got) != 0 {
+					t.Fatalf("Seed(emptied store) = %s, %v; want nothing", show(got), err)
+				}
+				wantState(t, s, entity.State{})
+			})
+
 			t.Run("a closed store says so", func(t *testing.T) {
 				s := im.open(t)
 				if err := s.Close(); err != nil {
