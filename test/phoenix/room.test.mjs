@@ -29,8 +29,8 @@ for (const version of ["1.8", "1.7"]) {
     await bob.join();
     assert.equal(aliceReply.user_id, "alice");
 
-    // join -> entities_state with the room's initial scene
-    assert.ok(alice.states >= 1, "alice got entities_state");
+    // join -> entities_state with the room's initial scene (a frame of its own, right after the reply)
+    await waitFor(() => alice.states >= 1 && bob.states >= 1, "entities_state");
     assert.deepEqual(bob.entities.floor, scene.floor);
     assert.deepEqual(bob.entities.box1, scene.box1);
 
@@ -61,6 +61,7 @@ for (const version of ["1.8", "1.7"]) {
     await sleep(150);
     const carol = member({ params: { user_id: "carol" } });
     await carol.join();
+    await waitFor(() => carol.states >= 1, "carol's entities_state");
     const { carol: _c, ...carolView } = carol.entities;
     const { carol: _b, ...bobView } = bob.entities;
     assert.deepEqual(carolView, bobView);

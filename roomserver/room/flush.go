@@ -1,0 +1,132 @@
+package room
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/xrooms/xrooms/roomserver/entity"
+	"github.com/xrooms/xrooms/roomserver/protocol"
+	"github.com/xrooms/xrooms/roomserver/store"
+)
+
+// state returns the entities_state payload, encoding it at most once per flush.
+func (r *Room) state() []byte {
+	if r.stateBody == nil {
+		b, err := json.Marshal(r.batch.State())
+		if err != nil { // raw values were checked when they came in; never expected
+			r.log.Error("failed to encode entities_state", "err", err)
+			return []byte(`{}`)
+		}
+		r.stateBody = b
+	}
+	return r.stateBody
+}
+
+// flush turns the batch into one entities_diff: stored, encoded once per protocol version,
+// and queued as the same bytes to every member.
+func (r *Room) flush() {
+	if r.batch.Pending() == 0 && len(r.departed) == 0 && !r.storeBehind {
+		return
+	}
+	start := time.Now()
+	d := r.batch.Flush()
+	r.commit(d)
+	if d.Empty() {
+		return
+	}
+	r.stateBody = nil
+	body, err := json.Marshal(d)
+	if err != nil { // raw values were checked when they came in; never expected
+		r.log.Error("failed to encode entities_diff", "err", err)
+		return
+	}
+	for _, v := range protocol.Versions {
+		if len(r.members[v]) == 0 {
+			continue
+		}
+		// One slice for every member: a fresh variadic argument per call would be an
+		// allocation per member.
+		frame := []protocol.Encoded{protocol.Encode(v, protocol.Broadcast(r.topic, EventDiff, body))}
+		for _, m := range r.members[v] {
+			if !m.conn.Send(frame...) {
+				r.dead = append(r.dead, m)
+			}
+		}
+	}
+	for i, m := range r.dead {
+		r.remove(m)
+		r.dead[i] = nil
+	}
+	r.dead = r.dead[:0]
+	r.m.DiffsOut.Inc()
+	r.m.EntitiesPerDiff.Observe(float64(len(d.Creates) + len(d.Updates) + len(d.Deletes)))
+	r.m.Entities.Set(float64(r.batch.Len()))
+	r.m.FlushDuration.Observe(time.Since(start).Seconds())
+}
+
+// commit stores one flush. A failed commit changed nothing in the store (its contract), so
+// the store is then behind the room; rather than queue diffs without bound while the disk is
+// failing, the next flush writes the whole state (and whatever users departed meanwhile),
+// which catches the store up in one change.
+func (r *Room) commit(d entity.Diff) {
+	c := store.Change{Diff: d, Departed: r.departed}
+	if r.storeBehind {
+		full, err := r.catchUp()
+		if err != nil {
+			r.m.StoreErrors.Inc()
+			r.log.Error("store still failing", "err", err)
+			return
+		}
+		c.Diff = full
+	}
+	if c.Empty() {
+		return
+	}
+	if err := r.store.Commit(c); err != nil {
+		// The members still get the diff: the room's memory is right, only the disk is
+		// behind until a commit succeeds.
+		r.m.StoreErrors.Inc()
+		if !r.storeBehind {
+			r.log.Error("failed to commit a flush to the store; will write the whole state next flush", "err", err)
+		}
+		r.storeBehind = true
+		return
+	}
+	if r.storeBehind {
+		r.log.Info("store caught up", "entities", r.batch.Len())
+	}
+	r.storeBehind = false
+	r.departed = map[string]entity.Components{}
+}
+
+// catchUp returns the diff that makes the store hold exactly the room's state.
+func (r *Room) catchUp() (entity.Diff, error) {
+	stored, err := r.store.Load()
+	if err != nil {
+		return entity.Diff{}, err
+	}
+	d := entity.NewDiff()
+	d.Creates = r.batch.State() // the store keeps no map it is given
+	for id := range stored {
+		if _, ok := d.Creates[id]; !ok {
+			d.Deletes[id] = entity.Components{}
+		}
+	}
+	return d, nil
+}
+
+// send queues frames to m, together, forgetting m when its socket refuses.
+func (r *Room) send(m *Member, frames ...protocol.Frame) {
+	if m.index >= 0 && !sendTo(m.conn, m.version, frames...) {
+		r.remove(m)
+	}
+}
+
+// sendTo encodes frames and queues them, together, to a socket.
+func sendTo(conn Sender, v protocol.Version, frames ...protocol.Frame) bool {
+	enc := make([]protocol.Encoded, len(frames))
+	for i, f := range frames {
+		enc[i] = protocol.Encode(v, f)
+	}
+	return conn.Send(enc...)
+}

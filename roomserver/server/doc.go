@@ -1,0 +1,22 @@
+// Package server is the room server's network half: one room (package room) behind HTTP.
+//
+//	GET  /socket/websocket      Phoenix Channels (V1 and V2 frames): topics room:<room>
+//	                            (members), room_stream:<room> (read-only room events) and
+//	                            phoenix (heartbeats)
+//	GET  /rooms/<room>/stream   room events as Server-Sent Events
+//	POST /rooms/<room>/events   inject a room event {"event": name, "payload": {...}}
+//	GET  /rooms/<room>/entities the entities as of the last flush (entities_state)
+//	GET  /healthz, /readyz, /metrics
+//
+// Each socket has a reader goroutine (the HTTP handler: decodes frames, keeps the socket's
+// channels, talks to the room) and a writer goroutine (drains the socket's outbox). The room
+// never waits for a socket: it queues shared encoded frames into the outbox, and a socket
+// whose outbox overflows is disconnected.
+//
+// Serve runs the room and the HTTP server until its context ends, then shuts down
+// gracefully: stop accepting, flush the pending batch to members and store, let each
+// socket's writer send what it has queued, and close every socket with 1001 (going away), so
+// clients reconnect to the next server.
+//
+// Concurrency: a Server's methods are safe for concurrent use; Serve may be called once.
+package server
