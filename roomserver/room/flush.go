@@ -34,6 +34,7 @@ func (r *Room) flush() {
 	if d.Empty() {
 		return
 	}
+	r.lastFlush = start
 	r.stateBody = nil
 	body, err := json.Marshal(d)
 	if err != nil { // raw values were checked when they came in; never expected

@@ -102,8 +102,9 @@ type Room struct {
 	// departed holds the last components of users who left since the last flush: the store
 	// keeps them so a user who comes back (a page refresh) resumes where they were.
 	departed    map[string]entity.Components
-	stateBody   []byte // entities_state payload; nil when the last flush changed the state
-	storeBehind bool   // a commit failed: the store misses changes the room has
+	stateBody   []byte    // entities_state payload; nil when the last flush changed the state
+	storeBehind bool      // a commit failed: the store misses changes the room has
+	lastFlush   time.Time // when the last non-empty diff went out
 	dead        []*Member
 }
 
@@ -329,6 +330,8 @@ type Stats struct {
 	Subscribers  int           `json:"subscribers"`
 	SyncInterval time.Duration `json:"sync_interval"`
 	MaxClients   int           `json:"max_clients"`
+	// LastFlush is when the last non-empty entities_diff went out (zero: none yet).
+	LastFlush time.Time `json:"last_flush,omitzero"`
 }
 
 // Stats returns the room's current numbers.
@@ -338,6 +341,7 @@ func (r *Room) Stats(ctx context.Context) (Stats, error) {
 		s = Stats{
 			Members: r.count, Users: len(r.users), Entities: r.batch.Len(), Pending: r.batch.Pending(),
 			Subscribers: r.hub.Len(), SyncInterval: r.interval, MaxClients: r.maxClients,
+			LastFlush: r.lastFlush,
 		}
 	})
 	return s, err
