@@ -28,6 +28,10 @@ manifests: controller-gen ## Generate CRD, RBAC and webhook manifests.
 generate: controller-gen ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when the committed CRD, RBAC or deepcopy code is not what controller-gen makes.
+	git diff --exit-code -- config/crd config/rbac/role.yaml api
+
 .PHONY: fmt
 fmt: ## Run go fmt.
 	go fmt ./...
@@ -74,9 +78,8 @@ uninstall: manifests ## Uninstall the CRDs.
 	kubectl delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator to the cluster in your kubeconfig.
-	cd config/manager && kubectl kustomize . >/dev/null
-	kubectl apply --server-side -k config/default
+deploy: manifests ## Deploy the operator (namespace xrooms-system) running image $(IMG), for both the manager and rooms without spec.image.
+	kubectl kustomize config/default | sed 's|ghcr.io/xrooms/xrooms:dev|$(IMG)|g' | kubectl apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: ## Undeploy the operator.

@@ -1,0 +1,101 @@
+// Command manager is the xrooms operator: it runs the Room controller, which gives every Room
+// one room-server Pod and one Service and reports the room's state in its status.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
+	"github.com/xrooms/xrooms/controllers"
+)
+
+func main() {
+	if err := run(); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "manager failed")
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		metricsAddr     string
+		probeAddr       string
+		leaderElect     bool
+		leaderElectNS   string
+		roomServerImage string
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one of several manager replicas reconciles at a time.")
+	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the manager's own namespace in a cluster (set it when running outside one).")
+	flag.StringVar(&roomServerImage, "room-server-image", controllers.DefaultRoomServerImage, "Room-server image of Rooms that do not set spec.image.")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := xroomsv1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("failed to find a kubeconfig or in-cluster config: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         controllers.CacheOptions(),
+		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              "manager.xrooms.dev",
+		LeaderElectionNamespace:       leaderElectNS,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create the manager: %w", err)
+	}
+
+	r := &controllers.RoomReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Recorder:        mgr.GetEventRecorder("xrooms-controller"),
+		Clock:           clock.RealClock{},
+		RoomServerImage: roomServerImage,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the Room controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add the health check: %w", err)
+	}
+	// Ready once the caches have synced, so a new leader does not act on an empty view.
+	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("failed to add the readiness check: %w", err)
+	}
+
+	log.Info("starting manager", "roomServerImage", roomServerImage, "leaderElect", leaderElect)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
