@@ -7,6 +7,9 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 LOCALBIN ?= $(shell pwd)/bin
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+# helm, at the version pinned by hack/helm/go.mod.
+HELM ?= $(LOCALBIN)/helm
+CHART ?= charts/xrooms
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: all
@@ -23,6 +26,10 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRD, RBAC and webhook manifests.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+	@# The chart ships the same CRDs and manager rules; test/install checks they are the same bytes.
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -41,8 +48,8 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: envtest node-deps ## Run all tests: unit, envtest (real kube-apiserver + etcd), phoenix JS client.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test: envtest node-deps helm ## Run all tests: unit, envtest (real kube-apiserver + etcd), phoenix JS client, Helm chart.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
 
 ##@ Build
 
@@ -55,13 +62,18 @@ build: ## Build the manager and room-server binaries into bin/.
 run: manifests generate ## Run the operator against the cluster in your kubeconfig.
 	go run ./cmd/manager
 
+.PHONY: dev
+dev: envtest ## Run the whole system locally: control plane, operator, room pods as processes, the sample Room.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/roomserver ./cmd/roomserver
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./cmd/xrooms-dev --roomserver $(LOCALBIN)/roomserver --dir $(LOCALBIN)/dev
+
 .PHONY: run-room
 run-room: ## Run one room server on localhost:4000 with an embedded store (no Kubernetes).
 	go run ./cmd/roomserver --room lobby
 
 .PHONY: docker-build
-docker-build: ## Build the container image.
-	docker build -t $(IMG) .
+docker-build: ## Build the image $(IMG): manager and room server; rooms default to the same image.
+	docker build --build-arg IMAGE=$(IMG) -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the container image.
@@ -85,6 +97,10 @@ deploy: manifests ## Deploy the operator (namespace xrooms-system) running image
 undeploy: ## Undeploy the operator.
 	kubectl delete --ignore-not-found -k config/default
 
+.PHONY: helm-lint
+helm-lint: helm ## Lint the Helm chart.
+	$(HELM) lint --strict $(CHART)
+
 ##@ Dependencies
 
 .PHONY: node-deps
@@ -96,6 +112,10 @@ test/phoenix/node_modules: test/phoenix/package-lock.json
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest into bin/ when missing (cheap once built).
 	@K8S_VERSION=$(K8S_VERSION) hack/envtest/build.sh $(ENVTEST_ASSETS) >/dev/null
+
+.PHONY: helm
+helm: ## Build the pinned helm CLI into bin/ when missing (cheap once built).
+	@hack/helm/build.sh $(HELM) >/dev/null
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.

@@ -9,17 +9,20 @@ import (
 	"net/http"
 	"os"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
 	"github.com/xrooms/xrooms/controllers"
 )
+
+// image is the image this binary was built into, set by the Dockerfile with
+// -ldflags "-X main.image=<repository:tag>". When set, it is the default --room-server-image,
+// so rooms run the same build as the operator; the chart and config/manager still pass the
+// flag, because an image can be retagged after it is built.
+var image string
 
 func main() {
 	if err := run(); err != nil {
@@ -40,18 +43,15 @@ func run() error {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one of several manager replicas reconciles at a time.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the manager's own namespace in a cluster (set it when running outside one).")
-	flag.StringVar(&roomServerImage, "room-server-image", controllers.DefaultRoomServerImage, "Room-server image of Rooms that do not set spec.image.")
+	flag.StringVar(&roomServerImage, "room-server-image", defaultRoomServerImage(), "Room-server image of Rooms that do not set spec.image.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := xroomsv1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := controllers.NewScheme()
+	if err != nil {
 		return err
 	}
 
@@ -98,4 +98,12 @@ func run() error {
 
 	log.Info("starting manager", "roomServerImage", roomServerImage, "leaderElect", leaderElect)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// defaultRoomServerImage is the image the binary was built into, else the project's default.
+func defaultRoomServerImage() string {
+	if image != "" {
+		return image
+	}
+	return controllers.DefaultRoomServerImage
 }

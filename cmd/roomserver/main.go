@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/xrooms/xrooms/roomserver/entity"
+	"github.com/xrooms/xrooms/roomserver/kube"
+	"github.com/xrooms/xrooms/roomserver/room"
 	"github.com/xrooms/xrooms/roomserver/server"
 	"github.com/xrooms/xrooms/roomserver/store"
 )
@@ -166,7 +168,58 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return srv.Serve(ctx, ln)
+	linked := linkToRoom(ctx, srv.Room(), o, log)
+	err = srv.Serve(ctx, ln)
+	<-linked
+	return err
+}
+
+// linkToRoom reports the room's figures on its Room object and applies live spec changes,
+// when the server runs in Kubernetes (or has a KUBECONFIG). Standalone, it does nothing. The
+// returned channel closes once the last status write is done.
+func linkToRoom(ctx context.Context, r *room.Room, o options, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	cfg, err := kube.Config()
+	if err != nil {
+		if errors.Is(err, kube.ErrStandalone) {
+			log.Info("running standalone: no Room object to report to")
+		} else {
+			log.Error("not reporting to the Room object", "err", err)
+		}
+		close(done)
+		return done
+	}
+	c, err := kube.NewClient(cfg)
+	if err != nil {
+		log.Error("not reporting to the Room object", "err", err)
+		close(done)
+		return done
+	}
+	rep := &kube.Reporter{
+		Client: c, Namespace: o.namespace, Name: o.room, Open: true, Logger: log,
+		Stats: func(ctx context.Context) (kube.Stats, error) {
+			s, err := r.Stats(ctx)
+			return kube.Stats{Clients: s.Members, Entities: s.Entities, SyncInterval: s.SyncInterval, LastSync: s.LastFlush}, err
+		},
+	}
+	w := &kube.Watcher{
+		Client: c, Namespace: o.namespace, Name: o.room, Logger: log,
+		Apply: func(ctx context.Context, lc kube.LiveConfig) error {
+			if lc.SyncInterval > 0 {
+				if err := r.SetSyncInterval(ctx, lc.SyncInterval); err != nil {
+					return err
+				}
+			}
+			return r.SetMaxClients(ctx, lc.MaxClients)
+		},
+	}
+	go w.Run(ctx)
+	go func() {
+		defer close(done)
+		rep.Run(ctx)
+	}()
+	log.Info("reporting to the Room object", "room", o.namespace+"/"+o.room)
+	return done
 }
 
 func newLogger(o options, w io.Writer) (*slog.Logger, error) {
