@@ -473,3 +473,10 @@ func (r *Runner) ipFor(key types.NamespacedName) string {
 func (r *Runner) URL(pod *corev1.Pod) string {
 	return "ws://" + net.JoinHostPort(r.ipFor(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}), strconv.Itoa(int(containerPort(&pod.Spec.Containers[0])))) + "/socket"
 }
+
+// Running returns how many room processes are running.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.procs)
+}

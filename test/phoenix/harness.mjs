@@ -10,8 +10,6 @@ const require = createRequire(import.meta.url);
 export const WebSocket = require("ws");
 export const clients = { "1.8": require("phoenix"), "1.7": require("phoenix17") };
 
-const bin = process.env.XROOMS_ROOMSERVER;
-if (!bin) throw new Error("XROOMS_ROOMSERVER must name the roomserver binary (go test ./test/phoenix sets it)");
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -43,6 +41,8 @@ export async function waitFor(fn, what, timeoutMs = 5000) {
 
 // startServer runs the roomserver and resolves once /readyz answers 200.
 export async function startServer({ room = "lobby", port, dataDir, syncInterval = "50ms", initialEntities, extraArgs = [] } = {}) {
+  const bin = process.env.XROOMS_ROOMSERVER;
+  if (!bin) throw new Error("XROOMS_ROOMSERVER must name the roomserver binary (go test ./test/phoenix sets it)");
   port ??= await freePort();
   const args = ["--room", room, "--listen", `127.0.0.1:${port}`, "--sync-interval", syncInterval, ...extraArgs];
   if (dataDir) args.push("--data-dir", dataDir);
@@ -89,6 +89,7 @@ export class Member {
     this.entities = {};
     this.states = 0;
     this.diffs = [];
+    this.diffAt = []; // arrival time of each diff, ms
     this.heartbeatReplies = 0;
     this.closes = [];
     this.socket.onMessage((m) => {
@@ -103,6 +104,7 @@ export class Member {
     });
     this.channel.on("entities_diff", (d) => {
       this.diffs.push(d);
+      this.diffAt.push(performance.now());
       for (const [id, c] of Object.entries(d.creates)) this.entities[id] = structuredClone(c);
       for (const [id, c] of Object.entries(d.updates)) if (this.entities[id]) Object.assign(this.entities[id], structuredClone(c));
       for (const id of Object.keys(d.deletes)) delete this.entities[id];
