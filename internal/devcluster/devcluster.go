@@ -14,8 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -85,10 +87,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to start the control plane: %w", err)
 	}
-	c = &Cluster{Config: cfg, env: env, done: make(chan error, 2)}
+	cl := &Cluster{Config: cfg, env: env, done: make(chan error, 2)}
+	c = cl
 	defer func() {
 		if err != nil {
-			_ = c.Stop()
+			_ = cl.Stop()
 		}
 	}()
 
@@ -113,7 +116,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, err
 	}
 
-	noServe := ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
+	noServe := ctrl.Options{
+		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		// Controller names are unique per process; tests start more than one cluster.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	}
 	opOpts := noServe
 	opOpts.Cache = controllers.CacheOptions()
 	opMgr, err := ctrl.NewManager(cfg, opOpts)
