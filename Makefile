@@ -51,6 +51,10 @@ vet: ## Run go vet.
 test: envtest node-deps helm ## Run all tests: unit, envtest (real kube-apiserver + etcd), phoenix JS client, Helm chart.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: soak
+soak: ## Soak the real room server: 500 members at 20 Hz for 60 s (CLIENTS, RATE, DURATION); prints RSS, goroutines, errors. Not part of make test.
+	hack/soak.sh
+
 ##@ Build
 
 .PHONY: build

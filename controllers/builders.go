@@ -58,6 +58,8 @@ const (
 	envDataDir         = "XROOMS_DATA_DIR"
 	envMaxClients      = "XROOMS_MAX_CLIENTS"
 	envInitialEntities = "XROOMS_INITIAL_ENTITIES"
+	// envAuthSecret carries the join-token secret itself, from the Secret spec.auth names.
+	envAuthSecret = "XROOMS_AUTH_SECRET"
 
 	// roomServerUID is the non-root user of the distroless "nonroot" image.
 	roomServerUID = int64(65532)
@@ -134,6 +136,9 @@ func podSpecHash(room *xroomsv1alpha1.Room, defaultImage string) string {
 		Labels           map[string]string              `json:"labels"`
 		Annotations      map[string]string              `json:"annotations"`
 		Port             int32                          `json:"port"`
+		// The room server reads its secret at start. omitempty keeps the hash of open rooms
+		// what it was before auth existed, so upgrading the operator rolls no pod.
+		Auth *xroomsv1alpha1.RoomAuth `json:"auth,omitempty"`
 	}{
 		Image:            roomImage(room, defaultImage),
 		ImagePullSecrets: spec.ImagePullSecrets,
@@ -145,6 +150,7 @@ func podSpecHash(room *xroomsv1alpha1.Room, defaultImage string) string {
 		Labels:           spec.Labels,
 		Annotations:      spec.Annotations,
 		Port:             roomPort(room),
+		Auth:             spec.Auth,
 	}
 	// Marshalling these types cannot fail, and maps marshal with sorted keys, so equal inputs
 	// always hash the same.
@@ -187,6 +193,12 @@ func podForRoom(room *xroomsv1alpha1.Room, defaultImage string) *corev1.Pod {
 	}
 	if spec.MaxClients != nil {
 		env = append(env, corev1.EnvVar{Name: envMaxClients, Value: strconv.Itoa(int(*spec.MaxClients))})
+	}
+	if a := spec.Auth; a != nil {
+		// A reference, resolved by the kubelet: the secret never shows in the Pod spec.
+		env = append(env, corev1.EnvVar{Name: envAuthSecret, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: a.SecretRef.Name}, Key: a.SecretRef.Key},
+		}})
 	}
 
 	data := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}

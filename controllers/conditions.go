@@ -42,6 +42,18 @@ const (
 	ReasonNameConflict = "NameConflict"
 	// ReasonRejected: the API server rejected another object the pod needs.
 	ReasonRejected = "Rejected"
+
+	// ReasonAuthSecretMissing: the Secret spec.auth names, or its key, does not exist.
+	ReasonAuthSecretMissing = "AuthSecretMissing"
+	// ReasonAuthSecretInvalid: the secret spec.auth names is too short to sign tokens.
+	ReasonAuthSecretInvalid = "AuthSecretInvalid"
+	// ReasonAuthSecretUnreadable: the operator may not read the Secret spec.auth names.
+	ReasonAuthSecretUnreadable = "AuthSecretUnreadable"
+
+	// ReasonTokenRequired (Authenticated True): clients need a signed join token.
+	ReasonTokenRequired = "TokenRequired"
+	// ReasonOpenRoom (Authenticated False): the room has no spec.auth; anyone may join.
+	ReasonOpenRoom = "OpenRoom"
 )
 
 // Event reasons besides the room phases (a phase change emits an event whose reason is the

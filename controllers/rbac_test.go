@@ -109,11 +109,11 @@ func TestRoomPodIdentity(t *testing.T) {
 		setPodStatus(t, e.client, ns, "lobby-room", podRunningAndReady)
 		reconcile(t, r, lobby)
 	})
-	t.Run("kubectl get rooms shows phase, clients, entities, sync and endpoint", func(t *testing.T) {
+	t.Run("kubectl get rooms shows phase, clients, entities, sync, endpoint and access", func(t *testing.T) {
 		out := kubectl(t, e, "get", "rooms", "-n", ns)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if got := strings.Fields(lines[0]); strings.Join(got, " ") != "NAME PHASE CLIENTS ENTITIES SYNC ENDPOINT AGE" {
-			t.Fatalf("headers %q, want NAME PHASE CLIENTS ENTITIES SYNC ENDPOINT AGE", lines[0])
+		if got := strings.Fields(lines[0]); strings.Join(got, " ") != "NAME PHASE CLIENTS ENTITIES SYNC ENDPOINT ACCESS AGE" {
+			t.Fatalf("headers %q, want NAME PHASE CLIENTS ENTITIES SYNC ENDPOINT ACCESS AGE", lines[0])
 		}
 		var row []string
 		for _, l := range lines[1:] {
@@ -121,8 +121,8 @@ func TestRoomPodIdentity(t *testing.T) {
 				row = f
 			}
 		}
-		want := []string{"lobby", "Running", "3", "5", "200ms", "ws://lobby-room." + ns + ".svc:4000/socket"}
-		if len(row) != 7 || strings.Join(row[:6], " ") != strings.Join(want, " ") {
+		want := []string{"lobby", "Running", "3", "5", "200ms", "ws://lobby-room." + ns + ".svc:4000/socket", ReasonOpenRoom}
+		if len(row) != len(want)+1 || strings.Join(row[:len(want)], " ") != strings.Join(want, " ") {
 			t.Errorf("row %q, want %q followed by an age\n%s", row, want, out)
 		}
 		t.Logf("kubectl get rooms:\n%s", out)
@@ -177,7 +177,34 @@ func TestManagerRBACIsEnough(t *testing.T) {
 	e := startEnv(t)
 	ns := e.namespace(t)
 	ctx := context.Background()
+	r := e.managerReconciler(t, ns)
+	room := runningRoom(t, e, r, ns, "rbac", func(r *xroomsv1alpha1.Room) {
+		r.Spec.Persistence.Type = xroomsv1alpha1.PersistenceVolume
+		r.Spec.InitialEntities = sceneEntities
+	})
 
+	// Replacing the pod and restoring drift need delete and patch.
+	updateRoom(t, e.client, room, func(r *xroomsv1alpha1.Room) { r.Spec.Image = "example.com/xrooms/roomserver:v2" })
+	reconcile(t, r, room)
+	svc := get[corev1.Service](t, e.client, ns, "rbac-room")
+	svc.Spec.Ports[0].Port = 1
+	if err := e.client.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, r, room)
+	if got := get[corev1.Pod](t, e.client, ns, "rbac-room"); got.Spec.Containers[0].Image != "example.com/xrooms/roomserver:v2" {
+		t.Errorf("pod image %s, want the new image", got.Spec.Containers[0].Image)
+	}
+	if got := get[corev1.Service](t, e.client, ns, "rbac-room"); got.Spec.Ports[0].Port != 4000 {
+		t.Errorf("Service port %d, want it restored to 4000", got.Spec.Ports[0].Port)
+	}
+}
+
+// managerReconciler returns a reconciler acting as a user holding only the generated
+// config/rbac/role.yaml (bound for the test namespace ns).
+func (e *testEnv) managerReconciler(t *testing.T, ns string) *RoomReconciler {
+	t.Helper()
+	ctx := context.Background()
 	b, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -207,24 +234,5 @@ func TestManagerRBACIsEnough(t *testing.T) {
 		err := asManager.List(ctx, &xroomsv1alpha1.RoomList{}, client.InNamespace(ns))
 		return err == nil, err
 	})
-	room := runningRoom(t, e, r, ns, "rbac", func(r *xroomsv1alpha1.Room) {
-		r.Spec.Persistence.Type = xroomsv1alpha1.PersistenceVolume
-		r.Spec.InitialEntities = sceneEntities
-	})
-
-	// Replacing the pod and restoring drift need delete and patch.
-	updateRoom(t, e.client, room, func(r *xroomsv1alpha1.Room) { r.Spec.Image = "example.com/xrooms/roomserver:v2" })
-	reconcile(t, r, room)
-	svc := get[corev1.Service](t, e.client, ns, "rbac-room")
-	svc.Spec.Ports[0].Port = 1
-	if err := e.client.Update(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
-	reconcile(t, r, room)
-	if got := get[corev1.Pod](t, e.client, ns, "rbac-room"); got.Spec.Containers[0].Image != "example.com/xrooms/roomserver:v2" {
-		t.Errorf("pod image %s, want the new image", got.Spec.Containers[0].Image)
-	}
-	if got := get[corev1.Service](t, e.client, ns, "rbac-room"); got.Spec.Ports[0].Port != 4000 {
-		t.Errorf("Service port %d, want it restored to 4000", got.Spec.Ports[0].Port)
-	}
+	return r
 }

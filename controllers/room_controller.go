@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
+	"github.com/xrooms/xrooms/roomserver/auth"
 )
 
 // FieldManager is the server-side apply field manager of the controller's status writes. The
@@ -50,6 +51,8 @@ const (
 	conflictRetry = 30 * time.Second
 	// forbiddenRetry: a quota or policy that forbade an object may be lifted.
 	forbiddenRetry = time.Minute
+	// secretRetry: the operator does not watch Secrets, so it looks again for a missing one.
+	secretRetry = 10 * time.Second
 )
 
 // RoomReconciler makes a Room's objects match its spec and reports their state in its status.
@@ -93,6 +96,7 @@ func (s *roomSync) retryAfter(d time.Duration) {
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile brings one Room's objects in line with its spec, in steps, then writes its status
 // if it changed. Each step opens with a guard and returns at once when it does not apply.
@@ -115,6 +119,7 @@ func (r *RoomReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		r.reconcileRoleBinding,
 		r.reconcileEntities,
 		r.reconcilePVC,
+		r.reconcileAuthSecret,
 		r.reconcilePod,
 		r.reconcileService,
 		r.updateStatus,
@@ -219,6 +224,42 @@ func (r *RoomReconciler) reconcilePVC(ctx context.Context, s *roomSync) error {
 	_, iss, err := ensureChild(ctx, r, s, pvcForRoom(s.room), nil)
 	s.obs.blocked = iss
 	return err
+}
+
+// reconcileAuthSecret checks that the Secret key spec.auth names exists and holds a usable
+// secret before the pod is made: without it the pod would sit in CreateContainerConfigError
+// with nothing on the Room saying why. The Secret is read straight from the API server (only
+// get is granted), so the operator never caches or watches Secrets; a missing one is looked
+// for again after secretRetry.
+func (r *RoomReconciler) reconcileAuthSecret(ctx context.Context, s *roomSync) error {
+	a := s.room.Spec.Auth
+	if s.skipPrerequisite() || a == nil {
+		return nil
+	}
+	ref := a.SecretRef
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.room.Namespace, Name: ref.Name}, secret)
+	var iss *issue
+	switch {
+	case apierrors.IsNotFound(err):
+		iss = &issue{reason: ReasonAuthSecretMissing, message: fmt.Sprintf("Secret %s named by spec.auth.secretRef does not exist; create it", ref.Name)}
+	case apierrors.IsForbidden(err):
+		iss = &issue{reason: ReasonAuthSecretUnreadable, message: fmt.Sprintf("the operator may not read Secret %s named by spec.auth.secretRef: %v", ref.Name, err)}
+	case err != nil:
+		return fmt.Errorf("failed to get Secret %s of Room %s: %w", ref.Name, s.room.Name, err)
+	default:
+		if value, ok := secret.Data[ref.Key]; !ok {
+			iss = &issue{reason: ReasonAuthSecretMissing, message: fmt.Sprintf("Secret %s named by spec.auth.secretRef has no key %q", ref.Name, ref.Key)}
+		} else if err := auth.CheckSecret(value); err != nil {
+			iss = &issue{reason: ReasonAuthSecretInvalid, message: fmt.Sprintf("key %q of Secret %s: %v", ref.Key, ref.Name, err)}
+		}
+	}
+	if iss != nil {
+		iss.needsChange = true
+		s.obs.blocked, s.obs.authIssue = iss, iss
+		s.retryAfter(secretRetry)
+	}
+	return nil
 }
 
 // reconcilePod makes sure the Room has exactly one pod that matches its spec. It creates a
@@ -430,6 +471,7 @@ func (r *RoomReconciler) updateStatus(ctx context.Context, s *roomSync) error {
 		}
 		r.Recorder.Eventf(s.room, nil, typ, string(desired.Phase), "UpdateStatus", "%s", ready.Message)
 	}
+	r.recordInvalidRules(s.room, current.Status.Conditions, desired.Conditions)
 	return nil
 }
 

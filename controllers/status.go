@@ -37,6 +37,8 @@ type observation struct {
 	blocked      *issue
 	podIssue     *issue
 	serviceIssue *issue
+	// authIssue is a problem with the Secret spec.auth names (also in blocked).
+	authIssue *issue
 }
 
 // controllerConditionTypes are the conditions this controller owns, in the order it writes them.
@@ -44,6 +46,8 @@ var controllerConditionTypes = []string{
 	xroomsv1alpha1.ConditionReady,
 	xroomsv1alpha1.ConditionPodReady,
 	xroomsv1alpha1.ConditionServiceReady,
+	xroomsv1alpha1.ConditionAuthenticated,
+	xroomsv1alpha1.ConditionRulesValid,
 }
 
 // roomStatusFor computes the part of a Room's status the controller owns from what it
@@ -78,7 +82,7 @@ func roomStatusFor(room *xroomsv1alpha1.Room, obs observation, now metav1.Time) 
 	for _, c := range room.Status.Conditions {
 		current = append(current, *c.DeepCopy())
 	}
-	for _, c := range []metav1.Condition{ready, podCond, svcCond} {
+	for _, c := range []metav1.Condition{ready, podCond, svcCond, authenticatedCondition(room, obs), rulesValidCondition(room)} {
 		c.ObservedGeneration = room.Generation
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&current, c)
@@ -166,6 +170,22 @@ func serviceReadyCondition(room *xroomsv1alpha1.Room, obs observation) metav1.Co
 		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) == 0 {
 			c.Message += "; the load balancer has no address yet, so the endpoint is the in-cluster one"
 		}
+	}
+	return c
+}
+
+// authenticatedCondition says who may join: holders of a signed join token, or anyone.
+func authenticatedCondition(room *xroomsv1alpha1.Room, obs observation) metav1.Condition {
+	c := metav1.Condition{Type: xroomsv1alpha1.ConditionAuthenticated, Status: metav1.ConditionFalse}
+	a := room.Spec.Auth
+	switch {
+	case a == nil:
+		c.Reason, c.Message = ReasonOpenRoom, "the room is open: anyone who reaches it may join, as any user id; set spec.auth to require signed join tokens"
+	case obs.authIssue != nil:
+		c.Reason, c.Message = obs.authIssue.reason, obs.authIssue.message
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonTokenRequired
+		c.Message = fmt.Sprintf("clients need a join token signed with key %q of Secret %s", a.SecretRef.Key, a.SecretRef.Name)
 	}
 	return c
 }

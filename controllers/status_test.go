@@ -156,7 +156,7 @@ func TestRoomStatusFor(t *testing.T) {
 			ready := meta.FindStatusCondition(st.Conditions, xroomsv1alpha1.ConditionReady)
 			pod := meta.FindStatusCondition(st.Conditions, xroomsv1alpha1.ConditionPodReady)
 			svc := meta.FindStatusCondition(st.Conditions, xroomsv1alpha1.ConditionServiceReady)
-			if ready == nil || pod == nil || svc == nil || len(st.Conditions) != 3 {
+			if ready == nil || pod == nil || svc == nil || len(st.Conditions) != len(controllerConditionTypes) {
 				t.Fatalf("conditions %+v, want Ready, PodReady and ServiceReady", st.Conditions)
 			}
 			if ready.Status != tc.ready || ready.Reason != tc.readyReason || !strings.Contains(ready.Message, tc.message) {

@@ -17,6 +17,10 @@ const (
 	ConditionPodReady = "PodReady"
 	// ConditionServiceReady is True when the Service that clients connect through exists.
 	ConditionServiceReady = "ServiceReady"
+	// ConditionAuthenticated is True when the room admits only clients with a join token
+	// signed with the secret spec.auth names; False (reason OpenRoom) for an open room, which
+	// anyone who reaches it may join as any user.
+	ConditionAuthenticated = "Authenticated"
 )
 
 // RoomPhase is a one-word summary of where a Room is in its life.
@@ -69,6 +73,13 @@ type RoomSpec struct {
 	// +optional
 	MaxClients *int32 `json:"maxClients,omitempty"`
 
+	// auth makes the room admit only clients with a signed join token: an HS256 JWT whose sub
+	// is the user id, whose aud is "xrooms:<namespace>/<name>" and which has an exp. Unset, the
+	// room is open: anyone who reaches it may join as any user id (for development).
+	// Changing it replaces the room's pod.
+	// +optional
+	Auth *RoomAuth `json:"auth,omitempty"`
+
 	// service is how clients reach the room: the Service the controller creates for it.
 	// +kubebuilder:default={}
 	// +optional
@@ -87,6 +98,17 @@ type RoomSpec struct {
 	// live state, and changing it does not replace the room's pod.
 	// +optional
 	InitialEntities map[string]runtime.RawExtension `json:"initialEntities,omitempty"`
+
+	// rules say what room events do to entities, in CEL: each names an event, an optional
+	// condition and the mutations it makes. They are applied over the built-in rules (a rule
+	// for a built-in event replaces it; disabled removes it). The controller compiles them
+	// and reports the result in the RulesValid condition; the room server applies valid rules
+	// live, without replacing the pod, and keeps its last good rules when they do not compile.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=event
+	// +optional
+	Rules []RoomRule `json:"rules,omitempty"`
 
 	// image is the room-server container image. Unset means the operator's default
 	// (its --room-server-image flag).
@@ -128,6 +150,33 @@ type RoomSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!('xrooms.dev/pod-spec-hash' in self) && !('xrooms.dev/replaces' in self)",message="annotations must not set xrooms.dev/pod-spec-hash or xrooms.dev/replaces: the controller sets them"
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// RoomAuth says how a room checks its clients' join tokens.
+type RoomAuth struct {
+	// secretRef names the key of a Secret, in the Room's namespace, whose value is the HMAC
+	// secret join tokens are signed with: at least 32 bytes, used byte for byte. The room
+	// server gets it from the Secret through an environment variable; the value never shows
+	// in the Pod spec. The room server reads it when it starts: to rotate it, point secretRef
+	// at a new Secret or key, which replaces the pod.
+	// +required
+	SecretRef SecretKeyRef `json:"secretRef"`
+}
+
+// SecretKeyRef names one key of a Secret in the Room's namespace.
+type SecretKeyRef struct {
+	// name is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// key is the key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
+	Key string `json:"key"`
 }
 
 // RoomService is how clients reach a room.
@@ -183,7 +232,8 @@ type RoomStatus struct {
 	// +optional
 	Phase RoomPhase `json:"phase,omitempty"`
 
-	// conditions are the latest observations of the room: Ready, PodReady and ServiceReady.
+	// conditions are the latest observations of the room: Ready, PodReady, ServiceReady,
+	// Authenticated and RulesValid.
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
@@ -236,6 +286,7 @@ type RoomStatus struct {
 // +kubebuilder:printcolumn:name="Entities",type=integer,JSONPath=`.status.entities`
 // +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.syncInterval`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
+// +kubebuilder:printcolumn:name="Access",type=string,JSONPath=`.status.conditions[?(@.type=="Authenticated")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 58 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a Room name must be at most 58 lower-case letters, digits and '-', starting with a letter and ending with a letter or digit, because its Service is named <name>-room"
 type Room struct {

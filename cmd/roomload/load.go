@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -187,11 +189,11 @@ type client struct {
 }
 
 func (cl *client) connect(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, cl.url, nil)
+	conn, err := dialRetrying(ctx, cl.url)
 	if err != nil {
-		return fmt.Errorf("failed to dial: %w", err)
+		return err
 	}
 	conn.SetReadLimit(64 << 20)
 	join := fmt.Sprintf(`["1","1",%q,"phx_join",{}]`, cl.topic)
@@ -212,6 +214,31 @@ func (cl *client) connect(ctx context.Context) error {
 			}
 			cl.conn = conn
 			return nil
+		}
+	}
+}
+
+// dialRetrying dials, and on HTTP 429 (the server's limit on connection attempts per
+// address: every client here shares one) waits as the server asks and tries again, as the
+// phoenix client does, until ctx ends.
+func dialRetrying(ctx context.Context, u string) (*websocket.Conn, error) {
+	for {
+		conn, resp, err := websocket.Dial(ctx, u, nil)
+		if err == nil {
+			return conn, nil
+		}
+		if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			return nil, fmt.Errorf("failed to dial: %w", err)
+		}
+		wait := time.Second
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		wait += time.Duration(rand.Int64N(int64(wait))) // jitter, so retries spread out
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("failed to dial: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(wait):
 		}
 	}
 }

@@ -56,3 +56,36 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		t.Fatal("want an error for zero clients")
 	}
 }
+
+// Refused with 429 for connecting too fast from one address, clients retry as the server
+// asks, and all get in.
+func TestClientsRetryWhenConnectionsAreRateLimited(t *testing.T) {
+	srv, err := server.New(server.Config{Room: "lobby", SyncInterval: 50 * time.Millisecond, MaxConnectsPerSecond: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	res, err := run(context.Background(), config{
+		URL: "ws://" + ln.Addr().String() + "/socket", Room: "lobby",
+		Clients: 16, Rate: 5, Duration: 500 * time.Millisecond, Measure: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 {
+		t.Fatalf("errors: %d (first: %s)", res.Errors, res.FirstError)
+	}
+	if res.SentPerS == 0 {
+		t.Fatal("no client pushed")
+	}
+}

@@ -23,9 +23,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xrooms/xrooms/roomserver/auth"
 	"github.com/xrooms/xrooms/roomserver/entity"
 	"github.com/xrooms/xrooms/roomserver/kube"
 	"github.com/xrooms/xrooms/roomserver/room"
+	"github.com/xrooms/xrooms/roomserver/rules"
 	"github.com/xrooms/xrooms/roomserver/server"
 	"github.com/xrooms/xrooms/roomserver/store"
 )
@@ -47,7 +49,13 @@ type options struct {
 	syncInterval                                      time.Duration
 	maxClients                                        int
 	origins, logFormat, logLevel                      string
+	authSecretFile                                    string
+	limits                                            limits
 }
+
+// envAuthSecret holds the join-token secret itself, as the operator passes it from a Secret.
+// It is no flag, so the secret never shows in the process's arguments.
+const envAuthSecret = "XROOMS_AUTH_SECRET"
 
 const (
 	minSyncInterval = 10 * time.Millisecond
@@ -68,7 +76,11 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.StringVar(&o.initialEntities, "initial-entities", "",
 		`entities that seed an empty store: a JSON file of {"id": {"component": value}}, or that JSON itself`)
 	fs.IntVar(&o.maxClients, "max-clients", 0, "most members at once; further joins get room_full (0: unlimited)")
+	o.limits.register(fs)
 	fs.StringVar(&o.origins, "allowed-origins", "", "comma-separated browser origin host patterns allowed to connect (empty: any)")
+	fs.StringVar(&o.authSecretFile, "auth-secret-file", "",
+		"file holding the HMAC secret of join tokens (or set "+envAuthSecret+" itself to the secret); "+
+			"unset: the room is open, anyone may join")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -101,6 +113,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := o.limits.check(); err != nil {
+		return o, err
 	}
 	switch {
 	case o.room == "":
@@ -149,16 +164,25 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	} else {
 		log.Warn("no --data-dir: the room's entities live in memory and are lost on exit")
 	}
+	secret, err := readAuthSecret(o, getenv)
+	if err != nil {
+		return err
+	}
+	if secret == nil {
+		log.Warn("the room is open: anyone who reaches it may join, as any user; set --auth-secret-file or " + envAuthSecret + " to require join tokens")
+	}
 	var origins []string
 	if o.origins != "" {
 		for p := range strings.SplitSeq(o.origins, ",") {
 			origins = append(origins, strings.TrimSpace(p))
 		}
 	}
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Room: o.room, Namespace: o.namespace, SyncInterval: o.syncInterval, MaxClients: o.maxClients,
-		Store: st, InitialEntities: initial, Logger: log, OriginPatterns: origins,
-	})
+		Store: st, InitialEntities: initial, Logger: log, OriginPatterns: origins, AuthSecret: secret,
+	}
+	o.limits.apply(&cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -168,7 +192,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	linked := linkToRoom(ctx, srv.Room(), o, log)
+	linked := linkToRoom(ctx, srv.Room(), o, secret == nil, log)
 	err = srv.Serve(ctx, ln)
 	<-linked
 	return err
@@ -177,7 +201,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 // linkToRoom reports the room's figures on its Room object and applies live spec changes,
 // when the server runs in Kubernetes (or has a KUBECONFIG). Standalone, it does nothing. The
 // returned channel closes once the last status write is done.
-func linkToRoom(ctx context.Context, r *room.Room, o options, log *slog.Logger) <-chan struct{} {
+func linkToRoom(ctx context.Context, r *room.Room, o options, open bool, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	cfg, err := kube.Config()
 	if err != nil {
@@ -196,7 +220,7 @@ func linkToRoom(ctx context.Context, r *room.Room, o options, log *slog.Logger) 
 		return done
 	}
 	rep := &kube.Reporter{
-		Client: c, Namespace: o.namespace, Name: o.room, Open: true, Logger: log,
+		Client: c, Namespace: o.namespace, Name: o.room, Open: open, Logger: log,
 		Stats: func(ctx context.Context) (kube.Stats, error) {
 			s, err := r.Stats(ctx)
 			return kube.Stats{Clients: s.Members, Entities: s.Entities, SyncInterval: s.SyncInterval, LastSync: s.LastFlush}, err
@@ -210,7 +234,10 @@ func linkToRoom(ctx context.Context, r *room.Room, o options, log *slog.Logger) 
 					return err
 				}
 			}
-			return r.SetMaxClients(ctx, lc.MaxClients)
+			if err := r.SetMaxClients(ctx, lc.MaxClients); err != nil {
+				return err
+			}
+			return applyRules(ctx, r, lc.Rules, log)
 		},
 	}
 	go w.Run(ctx)
@@ -220,6 +247,43 @@ func linkToRoom(ctx context.Context, r *room.Room, o options, log *slog.Logger) 
 	}()
 	log.Info("reporting to the Room object", "room", o.namespace+"/"+o.room)
 	return done
+}
+
+// readAuthSecret returns the join-token secret from --auth-secret-file or XROOMS_AUTH_SECRET,
+// byte for byte (a trailing newline is part of it), or nil when neither is set.
+func readAuthSecret(o options, getenv func(string) string) ([]byte, error) {
+	env := getenv(envAuthSecret)
+	switch {
+	case o.authSecretFile != "" && env != "":
+		return nil, fmt.Errorf("set --auth-secret-file or %s, not both", envAuthSecret)
+	case env != "":
+		if err := auth.CheckSecret([]byte(env)); err != nil {
+			return nil, fmt.Errorf("%s: %w", envAuthSecret, err)
+		}
+		return []byte(env), nil
+	case o.authSecretFile == "":
+		return nil, nil
+	}
+	b, err := os.ReadFile(o.authSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-secret-file: %w", err)
+	}
+	if err := auth.CheckSecret(b); err != nil {
+		return nil, fmt.Errorf("--auth-secret-file %s: %w", o.authSecretFile, err)
+	}
+	return b, nil
+}
+
+// applyRules compiles the Room's rules and gives them to the room. Rules that do not compile
+// are logged and the room keeps its last good ones: the controller reports the same error on
+// the Room (RulesValid), and retrying the same spec could not succeed.
+func applyRules(ctx context.Context, r *room.Room, decls []rules.Decl, log *slog.Logger) error {
+	t, err := rules.Compile(decls)
+	if err != nil {
+		log.Error("the Room's rules do not compile; keeping the last good rules", "err", err)
+		return nil
+	}
+	return r.SetRules(ctx, t)
 }
 
 func newLogger(o options, w io.Writer) (*slog.Logger, error) {

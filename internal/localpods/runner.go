@@ -242,6 +242,15 @@ func (r *Runner) start(ctx context.Context, pod *corev1.Pod) (*proc, error) {
 	env := []string{"PATH=" + os.Getenv("PATH"), podKeyEnv + "=" + pod.Namespace + "/" + pod.Name}
 	for _, e := range c.Env {
 		v := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			// As the kubelet does; dropping it would start a room that requires tokens open.
+			secret, err := r.secretValue(ctx, pod.Namespace, e.ValueFrom.SecretKeyRef)
+			if err != nil {
+				return fail(fmt.Errorf("env %s: %w", e.Name, err))
+			}
+			env = append(env, e.Name+"="+secret)
+			continue
+		}
 		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
 			switch e.ValueFrom.FieldRef.FieldPath {
 			case "metadata.name":
@@ -292,6 +301,19 @@ func (r *Runner) start(ctx context.Context, pod *corev1.Pod) (*proc, error) {
 	r.mu.Unlock()
 	r.Logger.Info("started pod process", "pod", pod.Namespace+"/"+pod.Name, "ip", ip, "pid", cmd.Process.Pid)
 	return p, nil
+}
+
+// secretValue reads the Secret key an env var refers to.
+func (r *Runner) secretValue(ctx context.Context, namespace string, ref *corev1.SecretKeySelector) (string, error) {
+	var secret corev1.Secret
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, &secret); err != nil {
+		return "", fmt.Errorf("secret %s: %w", ref.Name, err)
+	}
+	v, ok := secret.Data[ref.Key]
+	if !ok {
+		return "", fmt.Errorf("secret %s has no key %q", ref.Name, ref.Key)
+	}
+	return string(v), nil
 }
 
 func containerPort(c *corev1.Container) int32 {

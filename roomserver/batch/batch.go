@@ -36,6 +36,9 @@ type Batcher struct {
 	// free holds records from earlier intervals for reuse, so a steady stream of moves
 	// allocates no records.
 	free []*record
+	// live is the number of entities with pending changes applied, kept as mutations come
+	// so that a limit on entities costs nothing per event.
+	live int
 }
 
 // New returns a Batcher whose flushed state is initial; the Batcher takes initial over and
@@ -44,7 +47,7 @@ func New(initial entity.State) *Batcher {
 	if initial == nil {
 		initial = entity.State{}
 	}
-	return &Batcher{flushed: initial, pending: map[string]*record{}}
+	return &Batcher{flushed: initial, pending: map[string]*record{}, live: len(initial)}
 }
 
 // Add records m. It takes over m.Components: the Batcher may keep the map and change it
@@ -62,8 +65,14 @@ func (b *Batcher) Add(m entity.Mutation) {
 		}
 		if rec == nil {
 			_, existed := b.flushed[m.ID]
+			if !existed {
+				b.live++
+			}
 			b.put(m.ID, created, existed, comps)
 			return
+		}
+		if rec.kind == deleted {
+			b.live++
 		}
 		rec.kind, rec.comps = created, comps // a create replaces whatever was pending
 	case entity.Update:
@@ -82,9 +91,13 @@ func (b *Batcher) Add(m entity.Mutation) {
 	case entity.Delete:
 		if rec == nil {
 			if _, ok := b.flushed[m.ID]; ok {
+				b.live--
 				b.put(m.ID, deleted, true, nil)
 			}
 			return
+		}
+		if rec.kind != deleted {
+			b.live--
 		}
 		if rec.kind == created && !rec.existed {
 			// Born and gone within the interval: clients never need to hear of it.
@@ -119,6 +132,16 @@ func (b *Batcher) Lookup(id string) (entity.Components, bool) {
 		return c, true
 	}
 	return nil, false
+}
+
+// Exists reports whether the entity exists with the pending changes applied, without the
+// copy Lookup makes.
+func (b *Batcher) Exists(id string) bool {
+	if rec := b.pending[id]; rec != nil {
+		return rec.kind != deleted
+	}
+	_, ok := b.flushed[id]
+	return ok
 }
 
 // Flush returns the net change since the last flush as a Diff and advances the flushed state
@@ -174,6 +197,12 @@ func (b *Batcher) State() entity.State {
 // Len returns the number of entities as of the last flush.
 func (b *Batcher) Len() int {
 	return len(b.flushed)
+}
+
+// Current returns the number of entities with the pending changes applied: what Len will
+// be after the next Flush.
+func (b *Batcher) Current() int {
+	return b.live
 }
 
 // Pending returns the number of entities with changes not yet flushed.

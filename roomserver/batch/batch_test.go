@@ -274,9 +274,16 @@ func TestModel(t *testing.T) {
 				applied = append(applied, m)
 				model.Apply(m)
 				b.Add(copyMutation(m))
+				if b.Current() != len(model) {
+					t.Fatalf("iteration %d interval %d: after %s, Current() = %d, want %d",
+						it, interval, show(applied), b.Current(), len(model))
+				}
 				for _, id := range ids {
 					got, gok := b.Lookup(id)
 					want, wok := model[id]
+					if b.Exists(id) != wok {
+						t.Fatalf("iteration %d interval %d: after %s, Exists(%q) = %v", it, interval, show(applied), id, !wok)
+					}
 					if gok != wok || !got.Equal(want) {
 						t.Fatalf("iteration %d interval %d: after %s, Lookup(%q) = %s, %v; want %s, %v",
 							it, interval, show(applied), id, show(got), gok, show(want), wok)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
+	"github.com/xrooms/xrooms/roomserver/rules"
 )
 
 // startAPIServer runs envtest's kube-apiserver and etcd with the Room CRD and returns a client.
@@ -147,7 +149,7 @@ func TestReporterAndWatcher(t *testing.T) {
 			t.Helper()
 			select {
 			case lc := <-got:
-				if lc != want {
+				if !reflect.DeepEqual(lc, want) {
 					t.Fatalf("applied %+v, want %+v", lc, want)
 				}
 			case <-time.After(10 * time.Second):
@@ -176,6 +178,16 @@ func TestReporterAndWatcher(t *testing.T) {
 			t.Fatalf("applied %+v on a change of labels", lc)
 		case <-time.After(500 * time.Millisecond):
 		}
+
+		// Rules are live config too, handed on as declared.
+		patch = client.MergeFrom(room.DeepCopy())
+		room.Spec.Rules = []xroomsv1alpha1.RoomRule{{Event: "door_opened", Mutations: []xroomsv1alpha1.RoomRuleMutation{
+			{Op: "update", Target: "payload.door_id", Components: map[string]string{"open": "true"}}}}}
+		if err := c.Patch(ctx, room, patch); err != nil {
+			t.Fatal(err)
+		}
+		expect(LiveConfig{SyncInterval: 40 * time.Millisecond, MaxClients: 7, Rules: []rules.Decl{{Event: "door_opened",
+			Mutations: []rules.MutationDecl{{Op: "update", Target: "payload.door_id", Components: map[string]string{"open": "true"}}}}}})
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
+	"github.com/xrooms/xrooms/roomserver/rules"
 )
 
 // LiveConfig is the part of a Room's spec a running room applies without a restart.
@@ -19,6 +21,8 @@ type LiveConfig struct {
 	SyncInterval time.Duration
 	// MaxClients is 0 for no limit.
 	MaxClients int
+	// Rules are spec.rules, not yet compiled (see CompileRules); nil for none.
+	Rules []rules.Decl
 }
 
 // LiveConfigOf reads the live part of a Room's spec.
@@ -27,6 +31,7 @@ func LiveConfigOf(room *xroomsv1alpha1.Room) LiveConfig {
 	if room.Spec.MaxClients != nil {
 		c.MaxClients = int(*room.Spec.MaxClients)
 	}
+	c.Rules = RulesOf(room)
 	return c
 }
 
@@ -102,13 +107,13 @@ func (w *Watcher) watchOnce(ctx context.Context, applied **LiveConfig) error {
 
 func (w *Watcher) offer(ctx context.Context, room *xroomsv1alpha1.Room, applied **LiveConfig) {
 	c := LiveConfigOf(room)
-	if *applied != nil && **applied == c {
+	if *applied != nil && reflect.DeepEqual(**applied, c) {
 		return
 	}
 	if err := w.Apply(ctx, c); err != nil {
 		w.Logger.Warn("failed to apply live room config", "err", err, "syncInterval", c.SyncInterval, "maxClients", c.MaxClients)
 		return
 	}
-	w.Logger.Info("applied live room config", "syncInterval", c.SyncInterval, "maxClients", c.MaxClients)
+	w.Logger.Info("applied live room config", "syncInterval", c.SyncInterval, "maxClients", c.MaxClients, "rules", len(c.Rules))
 	*applied = &c
 }

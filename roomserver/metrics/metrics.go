@@ -19,6 +19,7 @@ type Metrics struct {
 	SyncInterval    prometheus.Gauge
 	MaxClients      prometheus.Gauge
 	StreamDropped   prometheus.Counter
+	Refusals        *prometheus.CounterVec // by reason: a limit's (rate_limited, ...)
 }
 
 // Event sources for EventsIn.
@@ -58,10 +59,12 @@ func New(reg prometheus.Registerer, room, namespace string) *Metrics {
 		MaxClients:   prometheus.NewGauge(prometheus.GaugeOpts(opts("max_clients", "Current member limit (0: unlimited)."))),
 		StreamDropped: prometheus.NewCounter(prometheus.CounterOpts(opts("stream_slow_subscribers_total",
 			"Room stream subscribers dropped for falling behind."))),
+		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts(opts("limit_refusals_total",
+			"Pushes, joins and connections refused for going over a limit, by reason; each changed nothing.")), []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Members, m.Entities, m.EventsIn, m.RuleErrors, m.DiffsOut, m.EntitiesPerDiff,
-			m.FlushDuration, m.SlowDisconnects, m.StoreErrors, m.SyncInterval, m.MaxClients, m.StreamDropped)
+			m.FlushDuration, m.SlowDisconnects, m.StoreErrors, m.SyncInterval, m.MaxClients, m.StreamDropped, m.Refusals)
 	}
 	return m
 }

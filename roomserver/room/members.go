@@ -10,7 +10,9 @@ import (
 
 	"github.com/xrooms/xrooms/roomserver/entity"
 	"github.com/xrooms/xrooms/roomserver/event"
+	"github.com/xrooms/xrooms/roomserver/limit"
 	"github.com/xrooms/xrooms/roomserver/protocol"
+	"github.com/xrooms/xrooms/roomserver/rules"
 )
 
 // JoinRequest is a phx_join for the room topic.
@@ -32,7 +34,8 @@ type JoinRequest struct {
 
 // Join adds a member. The loop queues, in order, the join reply (ok, with {"user_id"}, or
 // error), the phx_close of a replaced membership, and entities_state; diffs follow. On a
-// refused join (ErrFull) the error reply is queued too; other errors queue nothing.
+// refused join (ErrFull, or a *limit.Error when the user's entity would break
+// MaxEntities) the error reply is queued too; other errors queue nothing.
 func (r *Room) Join(ctx context.Context, req JoinRequest) (*Member, error) {
 	if req.Conn == nil || req.UserID == "" {
 		return nil, errors.New("room: join needs a sender and a user id")
@@ -63,15 +66,25 @@ func (r *Room) join(req JoinRequest) (*Member, error) {
 		sendTo(req.Conn, req.Version, protocol.ReplyError(req.Frame, ReasonFull), protocol.Close(old.joinRef, r.topic))
 		return nil, ErrFull
 	}
+	if r.users[req.UserID] == 0 {
+		// The user's entity comes first: a join whose entity the room has no room for is
+		// refused, as a full room refuses it.
+		if err := r.userJoined(req.UserID, req.Components); err != nil {
+			refusal := []protocol.Frame{ErrorReply(req.Frame, err)}
+			if old != nil {
+				r.remove(old)
+				refusal = append(refusal, protocol.Close(old.joinRef, r.topic))
+			}
+			sendTo(req.Conn, req.Version, refusal...)
+			return nil, err
+		}
+	}
 	m := &Member{user: req.UserID, conn: req.Conn, version: req.Version, joinRef: req.Frame.JoinRef}
 	m.index = len(r.members[m.version])
 	r.members[m.version] = append(r.members[m.version], m)
 	r.count++
 	r.m.Members.Set(float64(r.count))
 	r.users[m.user]++
-	if r.users[m.user] == 1 {
-		r.userJoined(m.user, req.Components)
-	}
 	if old != nil {
 		r.remove(old) // after the add, so the same user replacing a tab never leaves
 	}
@@ -89,8 +102,10 @@ func (r *Room) join(req JoinRequest) (*Member, error) {
 
 // userJoined emits user_joined for a user's first membership, with the join payload's
 // components over the user's last known ones: the entity if it still exists, what they had
-// when they left this interval, or what the store kept from their last visit.
-func (r *Room) userJoined(user string, comps entity.Components) {
+// when they left this interval, or what the store kept from their last visit. It returns
+// the error of a limit the event would break (the join is refused); a rule refusing the
+// event is logged, and the user joins without it.
+func (r *Room) userJoined(user string, comps entity.Components) error {
 	last, ok := r.batch.Lookup(user)
 	if !ok {
 		last, ok = r.departed[user]
@@ -106,9 +121,15 @@ func (r *Room) userJoined(user string, comps entity.Components) {
 	payload := make(map[string]json.RawMessage, len(last)+len(comps)+1)
 	maps.Copy(payload, last)
 	maps.Copy(payload, comps)
-	if err := r.apply(event.New(EventUserJoined, user, payload), r.eventsIn[fromServer]); err != nil {
+	err := r.apply(event.New(EventUserJoined, user, payload), r.eventsIn[fromServer])
+	var le *limit.Error
+	if errors.As(err, &le) {
+		return err
+	}
+	if err != nil {
 		r.log.Error("user_joined refused by a rule", "user_id", user, "err", err)
 	}
+	return nil
 }
 
 // Leave ends a membership. With req (the member's phx_leave) the loop queues the ok reply
@@ -159,7 +180,7 @@ func (r *Room) Push(ctx context.Context, m *Member, req protocol.Frame, ev event
 			return
 		}
 		if err := r.apply(ev, r.eventsIn[fromSocket]); err != nil {
-			r.send(m, protocol.ReplyError(req, err.Error()))
+			r.send(m, ErrorReply(req, err))
 			return
 		}
 		r.send(m, protocol.ReplyOK(req, nil))
@@ -186,7 +207,16 @@ func (r *Room) apply(ev event.Event, in prometheus.Counter) error {
 	muts, err := r.rules.Apply(ev, r.lookup)
 	if err != nil {
 		r.m.RuleErrors.Inc()
+		// Bad input is the pusher's business (they get the error); a declared rule that fails
+		// to evaluate is the room operator's, so it is logged too.
+		if ee := (*rules.EvalError)(nil); errors.As(err, &ee) {
+			r.log.Warn("rule failed", "event", ev.Name, "expression", ee.Where, "user_id", ev.UserID(), "err", ee.Err)
+		}
 		return err
+	}
+	if r.maxEntity > 0 && r.batch.Current()+r.growth(muts) > r.maxEntity {
+		r.m.Refusals.WithLabelValues(limit.ReasonEntityLimit).Inc()
+		return &limit.Error{Reason: limit.ReasonEntityLimit, Limit: "max-entities", Max: int64(r.maxEntity)}
 	}
 	for _, m := range muts {
 		r.batch.Add(m)
@@ -195,4 +225,50 @@ func (r *Room) apply(ev event.Event, in prometheus.Counter) error {
 		r.m.StreamDropped.Add(float64(dropped))
 	}
 	return nil
+}
+
+// growth returns how many entities muts, applied in order, would add to the room (0 when
+// they add none or remove more than they add).
+func (r *Room) growth(muts []entity.Mutation) int {
+	n := 0
+	var after map[string]bool // existence after this event's earlier mutations
+	exists := func(id string) bool {
+		if e, ok := after[id]; ok {
+			return e
+		}
+		return r.batch.Exists(id)
+	}
+	for _, m := range muts {
+		var now bool
+		switch m.Op {
+		case entity.Create:
+			now = true
+		case entity.Delete:
+			now = false
+		default:
+			continue
+		}
+		if was := exists(m.ID); was != now {
+			if now {
+				n++
+			} else {
+				n--
+			}
+		}
+		if after == nil {
+			after = map[string]bool{}
+		}
+		after[m.ID] = now
+	}
+	return n
+}
+
+// ErrorReply returns the error reply to req for err: a limit's reply names the limit
+// ({"reason", "limit", "max"}); any other error's text is the reason.
+func ErrorReply(req protocol.Frame, err error) protocol.Frame {
+	var le *limit.Error
+	if errors.As(err, &le) {
+		return protocol.Reply(req, protocol.StatusError, le.Response())
+	}
+	return protocol.ReplyError(req, err.Error())
 }

@@ -64,6 +64,10 @@ type Config struct {
 	SyncInterval time.Duration
 	// MaxClients limits memberships; 0 is unlimited.
 	MaxClients int
+	// MaxEntities limits the room's entities: an event whose mutations would create more is
+	// refused with room_entity_limit and changes nothing; 0 is unlimited. Entities already
+	// there (a store loaded from before the limit) stay.
+	MaxEntities int
 	// Metrics, if nil, are created unregistered.
 	Metrics *metrics.Metrics
 	// Logger defaults to discarding.
@@ -96,6 +100,7 @@ type Room struct {
 	interval   time.Duration
 	ticker     *time.Ticker
 	maxClients int
+	maxEntity  int
 	members    [3][]*Member // by protocol version, so each flush encodes once per version
 	count      int
 	users      map[string]int // memberships per user
@@ -140,6 +145,9 @@ func New(cfg Config) (*Room, error) {
 	if cfg.MaxClients < 0 {
 		return nil, fmt.Errorf("room: max clients %d must not be negative", cfg.MaxClients)
 	}
+	if cfg.MaxEntities < 0 {
+		return nil, fmt.Errorf("room: max entities %d must not be negative", cfg.MaxEntities)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -166,6 +174,7 @@ func New(cfg Config) (*Room, error) {
 		batch:      batch.New(state),
 		interval:   cfg.SyncInterval,
 		maxClients: cfg.MaxClients,
+		maxEntity:  cfg.MaxEntities,
 		users:      map[string]int{},
 		departed:   map[string]entity.Components{},
 	}
@@ -290,6 +299,15 @@ func (r *Room) SetSyncInterval(ctx context.Context, d time.Duration) error {
 		}
 		r.m.SyncInterval.Set(d.Seconds())
 		r.log.Info("sync interval changed", "sync_interval", d)
+	})
+}
+
+// SetRules replaces the room's rules from the next event on. Members stay; events already
+// applied keep their mutations.
+func (r *Room) SetRules(ctx context.Context, t rules.Table) error {
+	return r.call(ctx, func() {
+		r.rules = t
+		r.log.Info("rules changed", "events", t.Names())
 	})
 }
 

@@ -65,8 +65,10 @@ type Table struct {
 	rules map[string]compiled
 }
 
-// compiled is a Rule checked by Set, with its templates parsed once.
+// compiled is a Rule checked by Set, with its templates parsed once, or a declared rule
+// (decl not nil) compiled by Compile.
 type compiled struct {
+	decl    *celRule
 	rule    Rule
 	formats []map[string][]part // parsed Format templates, by Spec index and component name
 }
@@ -135,7 +137,8 @@ func (t *Table) Remove(name string) {
 	delete(t.rules, name)
 }
 
-// Rule returns the rule for event name.
+// Rule returns the rule for event name. A declared rule (see Compile) is found with an empty
+// Rule: its mutations are expressions, not Specs.
 func (t Table) Rule(name string) (Rule, bool) {
 	c, ok := t.rules[name]
 	if !ok {
@@ -164,6 +167,9 @@ func (t Table) Apply(ev event.Event, look Lookup) ([]entity.Mutation, error) {
 	c, ok := t.rules[ev.Name]
 	if !ok {
 		return nil, nil
+	}
+	if c.decl != nil {
+		return c.decl.apply(ev, look)
 	}
 	// Resolve and check every target first, so an error leaves nothing half built.
 	var idsBuf [2]string

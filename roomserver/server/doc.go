@@ -8,10 +8,20 @@
 //	GET  /rooms/<room>/entities the entities as of the last flush (entities_state)
 //	GET  /healthz, /readyz, /metrics
 //
+// With Config.AuthSecret the room requires join tokens (package auth): a socket without a
+// valid one gets 403 before the upgrade, the member acts as the token's subject, and the
+// /rooms endpoints need a token too (posting events, a service token).
+//
 // Each socket has a reader goroutine (the HTTP handler: decodes frames, keeps the socket's
 // channels, talks to the room) and a writer goroutine (drains the socket's outbox). The room
 // never waits for a socket: it queues shared encoded frames into the outbox, and a socket
 // whose outbox overflows is disconnected.
+//
+// Limits (Config.Max*, package limit) are checked where they cost least and never on the
+// room's loop, except the entity limit, which needs the room's state: connection attempts
+// per address before the upgrade (429), frame size by the WebSocket reader (1009), event
+// rate and payload size and depth on the socket's reader goroutine (an error reply naming
+// the limit; 1008 for sustained abuse), topics per socket at join.
 //
 // Serve runs the room and the HTTP server until its context ends, then shuts down
 // gracefully: stop accepting, flush the pending batch to members and store, let each

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xrooms/xrooms/roomserver/event"
+	"github.com/xrooms/xrooms/roomserver/limit"
 	"github.com/xrooms/xrooms/roomserver/room"
 	"github.com/xrooms/xrooms/roomserver/stream"
 )
@@ -94,6 +95,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, err := decodeEvent(body)
+	if err == nil {
+		err = limit.CheckPayload(s.payloadLimits(), nil, ev.Payload) // as for a member's push
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/xrooms/xrooms/roomserver/auth"
 	"github.com/xrooms/xrooms/roomserver/entity"
+	"github.com/xrooms/xrooms/roomserver/limit"
 	"github.com/xrooms/xrooms/roomserver/metrics"
 	"github.com/xrooms/xrooms/roomserver/room"
 	"github.com/xrooms/xrooms/roomserver/rules"
@@ -49,8 +51,33 @@ type Config struct {
 	// StreamBuffer is how many room events a stream subscriber (room_stream topic, SSE) may
 	// fall behind before it is dropped. Default 256.
 	StreamBuffer int
-	// ReadLimit bounds one incoming WebSocket message. Default 64 KiB.
+	// ReadLimit bounds one incoming WebSocket message; a larger one closes the socket with
+	// 1009 (message too big). Default 64 KiB.
 	ReadLimit int64
+
+	// Limits on what clients send (see package limit). For each, zero takes the default and a
+	// negative value means no limit.
+	//
+	// MaxPayloadBytes bounds a push's or join's payload; MaxComponentBytes each of its
+	// top-level fields (a component's value); MaxPayloadDepth the nesting of objects and
+	// arrays in it (the payload itself is depth 1). A payload over any of them gets an error
+	// reply naming the limit and changes nothing. Defaults 32 KiB, 16 KiB and 16.
+	MaxPayloadBytes, MaxComponentBytes, MaxPayloadDepth int
+	// MaxEventsPerSecond bounds each socket's frames (heartbeats aside): a token bucket
+	// holding two seconds' worth. A frame over it gets the error reply rate_limited; a socket
+	// still over it after limit.AbuseAfter is closed with 1008. Default 60.
+	MaxEventsPerSecond float64
+	// MaxTopics bounds the topics one socket holds; a join of one more is refused with
+	// too_many_topics. Default 8.
+	MaxTopics int
+	// MaxEntities bounds the room's entities: an event that would create more is refused
+	// with room_entity_limit and changes nothing. Default 10000.
+	MaxEntities int
+	// MaxConnectsPerSecond bounds connection attempts per source address (a token bucket
+	// holding two seconds' worth, for at most 10000 addresses); one over it is refused with
+	// HTTP 429 before the upgrade. The address is the TCP peer's: behind a proxy, limit
+	// there. Default 20.
+	MaxConnectsPerSecond float64
 	// IdleTimeout closes a socket that sent nothing (not even a heartbeat) for this long.
 	// Default 60s, as Phoenix; the client's heartbeat is every 30s.
 	IdleTimeout time.Duration
@@ -63,6 +90,10 @@ type Config struct {
 	// websocket.AcceptOptions). Empty allows every origin: identity does not come from
 	// cookies, so cross-site sockets gain nothing a page could not do itself.
 	OriginPatterns []string
+	// AuthSecret, when set, makes the room admit only sockets with a join token signed with
+	// it (see package auth): the member acts as the token's subject. Nil leaves the room open:
+	// anyone who reaches it may join, as any user id. At least auth.MinSecretLen bytes.
+	AuthSecret []byte
 }
 
 // Server is one room server.
@@ -76,6 +107,9 @@ type Server struct {
 	ready   atomic.Bool
 	served  atomic.Bool
 	closing chan struct{} // closed when shutdown starts: SSE streams end
+
+	verifier *auth.Verifier // checks join tokens; nil for an open room
+	connects *limit.Connections
 
 	mu       sync.Mutex
 	sockets  map[*socket]struct{}
@@ -102,13 +136,27 @@ func New(cfg Config) (*Server, error) {
 		t := rules.Builtin()
 		cfg.Rules = &t
 	}
-	setDefault(&cfg.SendQueueBytes, 1<<20)
+	setDefault(&cfg.SendQueueBytes, DefaultSendQueueBytes)
 	setDefault(&cfg.StreamBuffer, 256)
-	setDefault(&cfg.ReadLimit, 64<<10)
-	setDefault(&cfg.IdleTimeout, 60*time.Second)
+	setDefault(&cfg.ReadLimit, DefaultReadLimit)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.WriteTimeout, 10*time.Second)
 	setDefault(&cfg.ShutdownTimeout, 10*time.Second)
+	setDefault(&cfg.MaxPayloadBytes, DefaultMaxPayloadBytes)
+	setDefault(&cfg.MaxComponentBytes, DefaultMaxComponentBytes)
+	setDefault(&cfg.MaxPayloadDepth, DefaultMaxPayloadDepth)
+	setDefault(&cfg.MaxEventsPerSecond, DefaultMaxEventsPerSecond)
+	setDefault(&cfg.MaxTopics, DefaultMaxTopics)
+	setDefault(&cfg.MaxEntities, DefaultMaxEntities)
+	setDefault(&cfg.MaxConnectsPerSecond, DefaultMaxConnectsPerSecond)
 
+	var verifier *auth.Verifier
+	if cfg.AuthSecret != nil {
+		var err error
+		if verifier, err = auth.NewVerifier(cfg.AuthSecret, cfg.Namespace, cfg.Room, nil); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	log := cfg.Logger.With("room", cfg.Room, "namespace", cfg.Namespace)
 	state, err := store.Seed(cfg.Store, cfg.InitialEntities)
 	if err != nil {
@@ -119,16 +167,18 @@ func New(cfg Config) (*Server, error) {
 	m := metrics.New(reg, cfg.Room, cfg.Namespace)
 	r, err := room.New(room.Config{
 		Name: cfg.Room, Store: cfg.Store, State: state, Rules: *cfg.Rules,
-		SyncInterval: cfg.SyncInterval, MaxClients: cfg.MaxClients, Metrics: m, Logger: log,
+		SyncInterval: cfg.SyncInterval, MaxClients: cfg.MaxClients, MaxEntities: max(0, cfg.MaxEntities),
+		Metrics: m, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, log: log, room: r, reg: reg, metrics: m,
+		cfg: cfg, log: log, room: r, reg: reg, metrics: m, verifier: verifier,
 		closing: make(chan struct{}),
 		sockets: map[*socket]struct{}{},
 	}
+	s.connects = limit.NewConnections(cfg.MaxConnectsPerSecond, maxTrackedAddrs)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -151,9 +201,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /socket/websocket", s.handleSocket)
-	mux.HandleFunc("GET /rooms/{room}/stream", s.handleStream)
-	mux.HandleFunc("POST /rooms/{room}/events", s.handleEvents)
-	mux.HandleFunc("GET /rooms/{room}/entities", s.handleEntities)
+	mux.HandleFunc("GET /rooms/{room}/stream", s.requireToken(false, s.handleStream))
+	mux.HandleFunc("POST /rooms/{room}/events", s.requireToken(true, s.handleEvents))
+	mux.HandleFunc("GET /rooms/{room}/entities", s.requireToken(false, s.handleEntities))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

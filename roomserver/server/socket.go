@@ -18,6 +18,7 @@ import (
 
 	"github.com/xrooms/xrooms/roomserver/entity"
 	"github.com/xrooms/xrooms/roomserver/event"
+	"github.com/xrooms/xrooms/roomserver/limit"
 	"github.com/xrooms/xrooms/roomserver/outbox"
 	"github.com/xrooms/xrooms/roomserver/protocol"
 	"github.com/xrooms/xrooms/roomserver/room"
@@ -49,11 +50,13 @@ type socket struct {
 	log  *slog.Logger
 	ctx  context.Context // ends with the socket
 
-	userParam string // socket param user_id
-	// token is the socket param token or the client's authToken; kept for authentication,
-	// which the server does not do yet.
-	token    string
-	assigned string // user id the server made up for this socket, once needed
+	events *limit.Events // the reader's event rate limit
+
+	userParam string // socket param user_id, or the join token's subject
+	// authenticated: userParam comes from a verified join token, and joins may not name
+	// another user.
+	authenticated bool
+	assigned      string // user id the server made up for this socket, once needed
 
 	writerDone chan struct{}
 	wbuf       []byte // writer goroutine's buffer
@@ -71,6 +74,9 @@ type channel struct {
 }
 
 func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
+	if !s.allowConnection(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	v, err := protocol.ParseVersion(q.Get("vsn"))
 	if err != nil {
@@ -81,6 +87,13 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 	if len(userParam) > maxUserIDLen {
 		http.Error(w, fmt.Sprintf("user_id must be at most %d bytes", maxUserIDLen), http.StatusForbidden)
 		return
+	}
+	tokenUser, ok := s.authenticate(w, r, userParam)
+	if !ok {
+		return
+	}
+	if tokenUser != "" {
+		userParam = tokenUser
 	}
 	cw := &corkingWriter{ResponseWriter: w}
 	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
@@ -97,11 +110,12 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	sock := &socket{
 		srv: s, conn: conn, cork: cw.conn, v: v, ctx: ctx,
-		log:        s.log.With("remote", r.RemoteAddr),
-		userParam:  userParam,
-		token:      authToken(r),
-		writerDone: make(chan struct{}),
-		channels:   map[string]*channel{},
+		log:           s.log.With("remote", r.RemoteAddr),
+		userParam:     userParam,
+		authenticated: tokenUser != "",
+		events:        limit.NewEvents(s.cfg.MaxEventsPerSecond),
+		writerDone:    make(chan struct{}),
+		channels:      map[string]*channel{},
 	}
 	sock.out = outbox.New(s.cfg.SendQueueBytes, sock.overflowed)
 	if !s.track(sock) {
@@ -160,6 +174,12 @@ func (sock *socket) read() error {
 			sock.conn.Close(websocket.StatusInvalidFramePayloadData, "invalid Phoenix frame")
 			return err
 		}
+		if ok, err := sock.allowFrame(f); !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		sock.handle(f)
 	}
 }
@@ -193,6 +213,9 @@ func (sock *socket) handle(f protocol.Frame) {
 			sock.reply(protocol.ReplyError(f, err.Error()))
 			return
 		}
+		if !sock.payloadAllowed(f, ev.Payload) {
+			return
+		}
 		if err := sock.srv.room.Push(sock.ctx, ch.member, f, ev); err != nil {
 			sock.reply(protocol.ReplyError(f, reasonShutdown))
 		}
@@ -200,6 +223,9 @@ func (sock *socket) handle(f protocol.Frame) {
 }
 
 func (sock *socket) join(f protocol.Frame) {
+	if !sock.topicAllowed(f) {
+		return
+	}
 	name := sock.srv.room.Name()
 	switch {
 	case f.Topic == roomTopicPrefix+name:
@@ -218,6 +244,9 @@ func (sock *socket) joinRoom(f protocol.Frame) {
 	var payload map[string]json.RawMessage
 	if err := json.Unmarshal(f.Payload, &payload); err != nil {
 		sock.reply(protocol.ReplyError(f, "join payload must be a JSON object"))
+		return
+	}
+	if !sock.payloadAllowed(f, payload) {
 		return
 	}
 	user, err := sock.userID(payload)
@@ -239,16 +268,20 @@ func (sock *socket) joinRoom(f protocol.Frame) {
 	case err == nil:
 		sock.setChannel(f.Topic, &channel{joinRef: f.JoinRef, member: m})
 		sock.log.Debug("joined", "topic", f.Topic, "user_id", user, "join_ref", f.JoinRef)
-	case errors.Is(err, room.ErrFull):
+	case errors.Is(err, room.ErrFull), errors.As(err, new(*limit.Error)):
 		sock.setChannel(f.Topic, nil) // the room replied, and closed any replaced membership
 	default:
 		sock.reply(protocol.ReplyError(f, reasonShutdown))
 	}
 }
 
-// userID settles who a member acts as: the socket param, else the join payload's user_id,
-// else an id the server makes up for this socket (and returns in the join reply).
+// userID settles who a member acts as: the join token's subject (a join payload naming
+// another user is refused), else the socket param, else the join payload's user_id, else an
+// id the server makes up for this socket (and returns in the join reply).
 func (sock *socket) userID(payload map[string]json.RawMessage) (string, error) {
+	if sock.authenticated {
+		return sock.userParam, sock.tokenUserInPayload(payload)
+	}
 	if sock.userParam != "" {
 		return sock.userParam, nil
 	}

@@ -56,6 +56,23 @@ const steps = {
     await waitFor(() => alice.closes.length > mark.aliceCloses && bob.closes.length > mark.bobCloses, "sockets closed", 15000);
     return "gone";
   },
+  // door_opened on box-green while the room has no rule for it: nothing changes
+  async nodoor() {
+    await alice.push("door_opened", { door_id: "box-green" });
+    await sleep(300);
+    return `nodoor open=${bob.entities["box-green"]?.open ?? "unset"}`;
+  },
+  // push door_opened until bob sees box-green open: a rule declared on the Room reaches the
+  // running pod live
+  async door() {
+    const deadline = Date.now() + 15000;
+    while (bob.entities["box-green"]?.open !== true) {
+      if (Date.now() > deadline) throw new Error(`door never opened: ${JSON.stringify(bob.entities["box-green"])}`);
+      await alice.push("door_opened", { door_id: "box-green" });
+      await sleep(200);
+    }
+    return `door opened_by=${bob.entities["box-green"].opened_by} closes=${alice.closes.length + bob.closes.length}`;
+  },
   async mark() {
     mark = { alice: alice.states, bob: bob.states, aliceCloses: alice.closes.length, bobCloses: bob.closes.length };
     return "marked";

@@ -72,6 +72,42 @@ func TestRoomLifecycle(t *testing.T) {
 		t.Errorf("the pod was replaced by a syncInterval change")
 	}
 
+	// 3b. Declare a rule on the Room. One that does not compile is reported on the Room
+	// (RulesValid False, with the compiler's message) and changes nothing; a valid one takes
+	// effect in the running pod, with both clients still connected.
+	if got := field(js.step("nodoor"), "open"); got != "unset" {
+		t.Errorf("door_opened changed box-green with no rule for it: open=%s", got)
+	}
+	rulesValid := func() string {
+		return kubectl(t, c, "get", "room", "lobby", "-o", `jsonpath={.status.conditions[?(@.type=="RulesValid")].status} {.status.conditions[?(@.type=="RulesValid")].message}`)
+	}
+	kubectl(t, c, "patch", "room", "lobby", "--type=merge", "-p",
+		`{"spec":{"rules":[{"event":"door_opened","mutations":[{"op":"update","target":"payload.door_id","components":{"open":"true","opened_by":"user_id +"}}]}]}}`)
+	eventually(t, 15*time.Second, "RulesValid False", func() string {
+		if s := rulesValid(); !strings.HasPrefix(s, "False ") || !strings.Contains(s, "rules[0] (door_opened): mutations[0].components.opened_by") {
+			return s
+		}
+		return ""
+	})
+	if got := field(js.step("nodoor"), "open"); got != "unset" {
+		t.Errorf("a rule that does not compile changed box-green: open=%s", got)
+	}
+	kubectl(t, c, "patch", "room", "lobby", "--type=merge", "-p",
+		`{"spec":{"rules":[{"event":"door_opened","mutations":[{"op":"update","target":"payload.door_id","mustExist":true,"components":{"open":"true","opened_by":"user_id"}}]}]}}`)
+	eventually(t, 15*time.Second, "RulesValid True", func() string {
+		if s := rulesValid(); !strings.HasPrefix(s, "True ") {
+			return s
+		}
+		return ""
+	})
+	door := js.step("door")
+	if field(door, "opened_by") != "alice" || field(door, "closes") != "0" {
+		t.Errorf("door step %q: want opened by alice, with no client disconnected", door)
+	}
+	if got := pod(t, c, "lobby-room").UID; got != podUID {
+		t.Errorf("the pod was replaced by a change of rules")
+	}
+
 	// 4. Move the room onto a volume (this replaces the pod: the clients rejoin it), change
 	// it, then delete its pod: the controller recreates it, the runner starts it, and the
 	// clients rejoin and get the state back from the store.
