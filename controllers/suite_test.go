@@ -21,10 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-)
 
-// k8sVersion is the version of the envtest control plane `make envtest` builds.
-const k8sVersion = "1.37.2"
+	"github.com/xrooms/xrooms/internal/envtestbin"
+)
 
 // testImage is the default room-server image of the reconcilers under test.
 const testImage = "example.com/xrooms/roomserver:test"
@@ -78,24 +77,8 @@ func startEnv(t *testing.T) *testEnv {
 	return sharedEnv
 }
 
-// envtestAssets is the folder with kube-apiserver, etcd (and kubectl): KUBEBUILDER_ASSETS, or
-// bin/k8s/<version> of the repository, where `make envtest` builds them.
-func envtestAssets() (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		dir = filepath.Join("..", "bin", "k8s", k8sVersion)
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return "", fmt.Errorf("envtest binaries not found: %s is missing. Run `make envtest` (it builds kube-apiserver and etcd from source into bin/k8s/%s) or `make test`, or set KUBEBUILDER_ASSETS", filepath.Join(dir, bin), k8sVersion)
-		}
-	}
-	return dir, nil
-}
+// envtestAssets is the folder with kube-apiserver, etcd (and kubectl).
+func envtestAssets() (string, error) { return envtestbin.Dir("..") }
 
 func newTestEnv() (*testEnv, error) {
 	assets, err := envtestAssets()

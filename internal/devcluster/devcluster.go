@@ -23,6 +23,7 @@ import (
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
 	"github.com/xrooms/xrooms/controllers"
+	"github.com/xrooms/xrooms/internal/envtestbin"
 	"github.com/xrooms/xrooms/internal/localpods"
 )
 
@@ -30,7 +31,7 @@ import (
 type Options struct {
 	// RepoRoot is the repository checkout; CRDs are read from config/crd/bases below it.
 	RepoRoot string
-	// Assets is the folder with kube-apiserver and etcd (default <RepoRoot>/bin/k8s/1.37.2).
+	// Assets is the folder with kube-apiserver and etcd (default: envtestbin.Dir(RepoRoot)).
 	Assets string
 	// RoomServer is the roomserver binary the pod runner starts for each room pod.
 	RoomServer string
@@ -59,21 +60,12 @@ type Cluster struct {
 	done   chan error
 }
 
-// DefaultAssets is where `make envtest` builds the control-plane binaries.
-func DefaultAssets(repoRoot string) string {
-	if a := os.Getenv("KUBEBUILDER_ASSETS"); a != "" {
-		return a
-	}
-	return filepath.Join(repoRoot, "bin", "k8s", "1.37.2")
-}
-
 // Start brings the cluster up. Stop it with Stop.
 func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Assets == "" {
-		o.Assets = DefaultAssets(o.RepoRoot)
-	}
-	if _, err := os.Stat(filepath.Join(o.Assets, "kube-apiserver")); err != nil {
-		return nil, fmt.Errorf("no control-plane binaries in %s (run `make envtest`): %w", o.Assets, err)
+		if o.Assets, err = envtestbin.Dir(o.RepoRoot); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err

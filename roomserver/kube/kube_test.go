@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
+	"github.com/xrooms/xrooms/internal/envtestbin"
 	"github.com/xrooms/xrooms/roomserver/rules"
 )
 
@@ -26,12 +26,9 @@ import (
 func startAPIServer(t *testing.T) client.WithWatch {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s", "1.37.2")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		t.Fatalf("no envtest binaries in %s: run `make envtest` (make test does): %v", assets, err)
+	assets, err := envtestbin.Dir(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},

@@ -29,6 +29,7 @@ import (
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
 	"github.com/xrooms/xrooms/controllers"
+	"github.com/xrooms/xrooms/internal/envtestbin"
 )
 
 func TestMain(m *testing.M) {
@@ -40,12 +41,9 @@ func TestMain(m *testing.M) {
 // certificates live in a folder of the test's, so a restarted server keeps them.
 func startEnv(t *testing.T) (*envtest.Environment, *rest.Config, client.Client) {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s", "1.37.2")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		t.Fatalf("no envtest binaries in %s: run `make envtest` (make test does): %v", assets, err)
+	assets, err := envtestbin.Dir(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},

@@ -27,13 +27,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/xrooms/xrooms/controllers"
+	"github.com/xrooms/xrooms/internal/envtestbin"
 )
 
 // root is the repository, seen from this package.
 const root = "../.."
-
-// k8sVersion is the version of the envtest control plane `make envtest` builds.
-const k8sVersion = "1.37.2"
 
 // chartDir is the Helm chart under test.
 var chartDir = filepath.Join(root, "charts", "xrooms")
@@ -83,18 +81,9 @@ func startCluster(t *testing.T) *cluster {
 }
 
 func newCluster() (*cluster, error) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s", k8sVersion)
-	}
-	assets, err := filepath.Abs(assets)
+	assets, err := envtestbin.Dir(root)
 	if err != nil {
 		return nil, err
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if !fileExists(filepath.Join(assets, bin)) {
-			return nil, fmt.Errorf("envtest binaries not found: %s is missing. Run `make envtest` or `make test`, or set KUBEBUILDER_ASSETS", filepath.Join(assets, bin))
-		}
 	}
 	scheme, err := controllers.NewScheme()
 	if err != nil {
@@ -157,7 +146,7 @@ func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) string {
 // on PATH.
 func kubectlPath(t *testing.T) string {
 	t.Helper()
-	for _, dir := range []string{os.Getenv("KUBEBUILDER_ASSETS"), filepath.Join(root, "bin", "k8s", k8sVersion)} {
+	for _, dir := range []string{os.Getenv("KUBEBUILDER_ASSETS"), filepath.Join(root, "bin", "k8s", envtestbin.K8sVersion)} {
 		if bin := filepath.Join(dir, "kubectl"); dir != "" && fileExists(bin) {
 			return bin
 		}
