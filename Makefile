@@ -37,7 +37,7 @@ generate: controller-gen ## Generate DeepCopy methods.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when the committed CRD, RBAC or deepcopy code is not what controller-gen makes.
-	git diff --exit-code -- config/crd config/rbac/role.yaml api
+	git diff --exit-code -- config/crd config/rbac/role.yaml api charts/xrooms/crds charts/xrooms/files
 
 .PHONY: fmt
 fmt: ## Run go fmt.
