@@ -25,10 +25,24 @@ func New(name, user string, payload map[string]json.RawMessage) Event {
 		payload = map[string]json.RawMessage{}
 	}
 	if user != "" {
-		b, _ := json.Marshal(user) // a string always marshals
-		payload[UserIDKey] = b
+		payload[UserIDKey] = quote(user)
 	}
 	return Event{Name: name, Payload: payload}
+}
+
+// quote returns s as json.Marshal encodes it, without reflection for the plain ASCII ids
+// that are the rule.
+func quote(s string) json.RawMessage {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return b
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // UserID returns the acting user's id, or "" when the event has none.

@@ -157,6 +157,16 @@ func Decode(v Version, data []byte) (Frame, error) {
 }
 
 func decode(v Version, data []byte) (Frame, error) {
+	if v == V2 {
+		if f, ok := decodeV2Fast(data); ok {
+			return f, check(f)
+		}
+	}
+	return decodeGeneral(v, data)
+}
+
+// decodeGeneral is the reference decoder; decodeV2Fast must agree with it.
+func decodeGeneral(v Version, data []byte) (Frame, error) {
 	var f Frame
 	switch v {
 	case V2:
@@ -206,16 +216,21 @@ func decode(v Version, data []byte) (Frame, error) {
 	default:
 		return f, fmt.Errorf("unknown version %d", v)
 	}
+	return f, check(f)
+}
+
+// check refuses decoded frames Phoenix does not send.
+func check(f Frame) error {
 	if f.Topic == "" {
-		return f, errors.New("topic must not be empty")
+		return errors.New("topic must not be empty")
 	}
 	if f.Event == "" {
-		return f, errors.New("event must not be empty")
+		return errors.New("event must not be empty")
 	}
 	if !isObject(f.Payload) {
-		return f, errors.New("payload must be a JSON object")
+		return errors.New("payload must be a JSON object")
 	}
-	return f, nil
+	return nil
 }
 
 // decodeRef reads a ref that is a string or null; missing counts as null.
@@ -285,6 +300,29 @@ func (e Encoded) AppendTo(dst []byte) []byte {
 	dst = append(dst, e.Head...)
 	dst = append(dst, e.Body...)
 	return append(dst, e.Tail)
+}
+
+// Packed returns e with Head, Body and Tail copied back to back into one new array, so a
+// writer can send Contiguous's slice with no copy of its own. It pays for a frame queued
+// to many sockets, where it saves a copy per socket.
+func (e Encoded) Packed() Encoded {
+	buf := e.Bytes()
+	h := len(e.Head)
+	return Encoded{Head: buf[:h], Body: buf[h : len(buf)-1], Tail: e.Tail}
+}
+
+// Contiguous returns the whole frame without copying when its parts lie back to back in
+// one array (see Packed); ok is false otherwise.
+func (e Encoded) Contiguous() (whole []byte, ok bool) {
+	n := e.Len()
+	if len(e.Body) == 0 || cap(e.Head) < n {
+		return nil, false
+	}
+	whole = e.Head[:n]
+	if &whole[len(e.Head)] != &e.Body[0] || whole[n-1] != e.Tail {
+		return nil, false
+	}
+	return whole, true
 }
 
 // Bytes returns the whole frame in a new slice.

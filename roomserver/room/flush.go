@@ -1,7 +1,6 @@
 package room
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/xrooms/xrooms/roomserver/entity"
@@ -12,12 +11,8 @@ import (
 // state returns the entities_state payload, encoding it at most once per flush.
 func (r *Room) state() []byte {
 	if r.stateBody == nil {
-		b, err := json.Marshal(r.batch.State())
-		if err != nil { // raw values were checked when they came in; never expected
-			r.log.Error("failed to encode entities_state", "err", err)
-			return []byte(`{}`)
-		}
-		r.stateBody = b
+		// AppendJSON gives json.Marshal's bytes; raw values were checked when they came in.
+		r.stateBody = r.batch.State().AppendJSON(nil)
 	}
 	return r.stateBody
 }
@@ -36,18 +31,15 @@ func (r *Room) flush() {
 	}
 	r.lastFlush = start
 	r.stateBody = nil
-	body, err := json.Marshal(d)
-	if err != nil { // raw values were checked when they came in; never expected
-		r.log.Error("failed to encode entities_diff", "err", err)
-		return
-	}
+	body := d.AppendJSON(nil) // json.Marshal's bytes; raw values were checked when they came in
 	for _, v := range protocol.Versions {
 		if len(r.members[v]) == 0 {
 			continue
 		}
 		// One slice for every member: a fresh variadic argument per call would be an
 		// allocation per member.
-		frame := []protocol.Encoded{protocol.Encode(v, protocol.Broadcast(r.topic, EventDiff, body))}
+		// Packed: each member's writer sends the frame's bytes as they are, with no copy.
+		frame := []protocol.Encoded{protocol.Encode(v, protocol.Broadcast(r.topic, EventDiff, body)).Packed()}
 		for _, m := range r.members[v] {
 			if !m.conn.Send(frame...) {
 				r.dead = append(r.dead, m)

@@ -28,6 +28,48 @@ const (
 // Names starting with phx_ belong to the protocol, and user_joined and user_left are the
 // server's to emit (a client must not fake its own arrival or departure): both are refused.
 func FromPush(user, name string, payload json.RawMessage) (event.Event, error) {
+	if ev, ok := fromPushFast(user, name, payload); ok {
+		return ev, nil
+	}
+	return fromPushGeneral(user, name, payload)
+}
+
+// fromPushFast is FromPush for the common pushes, with no reflection; ok is false when
+// fromPushGeneral must decide (anything unusual, and every error).
+func fromPushFast(user, name string, payload json.RawMessage) (event.Event, bool) {
+	switch name {
+	case PushMoved:
+		name = EventUserMoved
+	case PushEvent:
+		wrapped, ok := protocol.SplitObject(payload)
+		if !ok {
+			return event.Event{}, false
+		}
+		for k := range wrapped { // encoding/json also matches struct fields case-insensitively
+			if (k != "event_name" && strings.EqualFold(k, "event_name")) || (k != "payload" && strings.EqualFold(k, "payload")) {
+				return event.Event{}, false
+			}
+		}
+		if name, ok = protocol.PlainString(wrapped["event_name"]); !ok {
+			return event.Event{}, false
+		}
+		payload = wrapped["payload"]
+		if len(payload) == 0 || string(payload) == "null" {
+			payload = json.RawMessage(`{}`)
+		}
+	}
+	if CheckName(name) != nil || name == EventUserJoined || name == EventUserLeft {
+		return event.Event{}, false
+	}
+	fields, ok := protocol.SplitObject(payload)
+	if !ok {
+		return event.Event{}, false
+	}
+	return event.New(name, user, fields), true
+}
+
+// fromPushGeneral is the reference FromPush; fromPushFast must agree with it.
+func fromPushGeneral(user, name string, payload json.RawMessage) (event.Event, error) {
 	switch name {
 	case PushMoved:
 		name = EventUserMoved

@@ -403,8 +403,12 @@ func (sock *socket) write(batch []protocol.Encoded) error {
 	defer cancel()
 	sock.cork.cork()
 	for _, e := range batch {
-		sock.wbuf = e.AppendTo(sock.wbuf[:0])
-		if err := sock.conn.Write(ctx, websocket.MessageText, sock.wbuf); err != nil {
+		msg, ok := e.Contiguous() // a shared, packed entities_diff: no copy
+		if !ok {
+			sock.wbuf = e.AppendTo(sock.wbuf[:0])
+			msg = sock.wbuf
+		}
+		if err := sock.conn.Write(ctx, websocket.MessageText, msg); err != nil {
 			sock.cork.uncork(sock.srv.cfg.WriteTimeout)
 			return err
 		}
