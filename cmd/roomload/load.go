@@ -277,14 +277,22 @@ func (cl *client) push(ctx context.Context, offset, interval time.Duration) {
 
 func (cl *client) read(ctx context.Context) {
 	key := []byte(strconv.Quote(cl.id) + ":")
+	// One buffer per client, reused for every message: Conn.Read would allocate each one,
+	// and at hundreds of clients the generator, not the server, would run out of CPU.
+	var buf bytes.Buffer
 	for {
-		_, msg, err := cl.conn.Read(ctx)
+		_, r, err := cl.conn.Reader(ctx)
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			if ctx.Err() == nil && websocket.CloseStatus(err) != websocket.StatusNormalClosure && !errors.Is(err, net.ErrClosed) {
 				cl.c.fail(fmt.Errorf("failed to read: %w", err))
 			}
 			return
 		}
+		msg := buf.Bytes()
 		now := time.Now()
 		cl.c.received.Add(1)
 		cl.c.bytes.Add(int64(len(msg)))
