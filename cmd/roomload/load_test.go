@@ -12,24 +12,9 @@ import (
 // TestLoadAgainstRoomServer runs a small load against a real room server and checks that
 // every figure roomload prints comes from traffic it really saw.
 func TestLoadAgainstRoomServer(t *testing.T) {
-	srv, err := server.New(server.Config{Room: "lobby", SyncInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-	})
-
+	url := startServer(t, server.Config{Room: "lobby", SyncInterval: 50 * time.Millisecond})
 	res, err := run(context.Background(), config{
-		URL: "ws://" + ln.Addr().String() + "/socket", Room: "lobby",
+		URL: url, Room: "lobby",
 		Clients: 20, Rate: 20, Duration: time.Second, Measure: 5,
 	})
 	if err != nil {
@@ -60,7 +45,27 @@ func TestRunRejectsBadConfig(t *testing.T) {
 // Refused with 429 for connecting too fast from one address, clients retry as the server
 // asks, and all get in.
 func TestClientsRetryWhenConnectionsAreRateLimited(t *testing.T) {
-	srv, err := server.New(server.Config{Room: "lobby", SyncInterval: 50 * time.Millisecond, MaxConnectsPerSecond: 5})
+	url := startServer(t, server.Config{Room: "lobby", SyncInterval: 50 * time.Millisecond, MaxConnectsPerSecond: 5})
+	res, err := run(context.Background(), config{
+		URL: url, Room: "lobby",
+		Clients: 16, Rate: 5, Duration: 500 * time.Millisecond, Measure: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 {
+		t.Fatalf("errors: %d (first: %s)", res.Errors, res.FirstError)
+	}
+	if res.SentPerS == 0 {
+		t.Fatal("no client pushed")
+	}
+}
+
+// startServer serves a real room server on loopback until the test ends and returns its
+// socket URL.
+func startServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +80,5 @@ func TestClientsRetryWhenConnectionsAreRateLimited(t *testing.T) {
 		cancel()
 		<-served
 	})
-	res, err := run(context.Background(), config{
-		URL: "ws://" + ln.Addr().String() + "/socket", Room: "lobby",
-		Clients: 16, Rate: 5, Duration: 500 * time.Millisecond, Measure: 2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Errors != 0 {
-		t.Fatalf("errors: %d (first: %s)", res.Errors, res.FirstError)
-	}
-	if res.SentPerS == 0 {
-		t.Fatal("no client pushed")
-	}
+	return "ws://" + ln.Addr().String() + "/socket"
 }
