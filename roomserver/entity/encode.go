@@ -22,44 +22,36 @@ func (s State) AppendJSON(dst []byte) []byte {
 }
 
 func appendEntities(dst []byte, m map[string]Components) []byte {
-	if m == nil {
-		return append(dst, "null"...)
-	}
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids) // as encoding/json orders map keys
-	dst = append(dst, '{')
-	for i, id := range ids {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, id)
-		dst = append(dst, ':')
-		dst = appendComponents(dst, m[id])
-	}
-	return append(dst, '}')
+	return appendObject(dst, m, appendComponents)
 }
 
 func appendComponents(dst []byte, c Components) []byte {
-	if c == nil {
+	return appendObject(dst, c, appendRaw)
+}
+
+// appendObject appends m as a JSON object with its keys sorted, as encoding/json orders map
+// keys, each value written by value; a nil map is null.
+func appendObject[V any](dst []byte, m map[string]V, value func([]byte, V) []byte) []byte {
+	if m == nil {
 		return append(dst, "null"...)
 	}
-	var small [8]string
-	names := small[:0]
-	for name := range c {
-		names = append(names, name)
+	var small [8]string // most entities have a few components: no allocation for their names
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]string, 0, len(m))
 	}
-	slices.Sort(names)
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	dst = append(dst, '{')
-	for i, name := range names {
+	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, name)
+		dst = appendString(dst, k)
 		dst = append(dst, ':')
-		dst = appendRaw(dst, c[name])
+		dst = value(dst, m[k])
 	}
 	return append(dst, '}')
 }
