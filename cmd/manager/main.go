@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -73,14 +72,7 @@ func run() error {
 		return fmt.Errorf("failed to create the manager: %w", err)
 	}
 
-	r := &controllers.RoomReconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Recorder:        mgr.GetEventRecorder("xrooms-controller"),
-		Clock:           clock.RealClock{},
-		RoomServerImage: roomServerImage,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr, roomServerImage); err != nil {
 		return fmt.Errorf("failed to set up the Room controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -13,7 +13,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -119,17 +118,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &controllers.RoomReconciler{
-		Client:          opMgr.GetClient(),
-		APIReader:       opMgr.GetAPIReader(),
-		Recorder:        opMgr.GetEventRecorder("xrooms-controller"),
-		Clock:           clock.RealClock{},
-		RoomServerImage: o.RoomServerImage,
-	}
-	if rec.RoomServerImage == "" {
-		rec.RoomServerImage = controllers.DefaultRoomServerImage
-	}
-	if err := rec.SetupWithManager(opMgr); err != nil {
+	if err := controllers.Setup(opMgr, o.RoomServerImage); err != nil {
 		return nil, fmt.Errorf("failed to set up the operator: %w", err)
 	}
 	// The pod runner is a separate manager, as a kubelet is a separate process: its own cache,

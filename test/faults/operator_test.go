@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -92,11 +91,7 @@ func startManager(t *testing.T, ctx context.Context, cfg *rest.Config, leaderEle
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &controllers.RoomReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("xrooms-controller"),
-		Clock: clock.RealClock{}, RoomServerImage: controllers.DefaultRoomServerImage,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr, ""); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
