@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -17,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 )
 
 type config struct {
@@ -28,6 +29,9 @@ type config struct {
 	Duration time.Duration
 	Measure  int
 	PID      int
+	// NoCompression stops clients offering permessage-deflate, which browsers and the ws
+	// library offer by default.
+	NoCompression bool
 }
 
 // result is the one JSON line roomload prints.
@@ -37,7 +41,7 @@ type result struct {
 	SentPerS         float64 `json:"sent_per_s"`
 	ReceivedMsgsPerS float64 `json:"received_msgs_per_s"`
 	DiffsPerS        float64 `json:"diffs_per_s"`
-	ReceivedMBPerS   float64 `json:"received_mb_per_s"`
+	ReceivedMBPerS   float64 `json:"received_mb_per_s"` // on the wire: compressed when negotiated
 	LatencySamples   int     `json:"latency_samples"`
 	P50Ms            float64 `json:"p50_ms"`
 	P99Ms            float64 `json:"p99_ms"`
@@ -73,6 +77,7 @@ func run(ctx context.Context, cfg config) (result, error) {
 	u.Path += "/websocket"
 
 	var c counters
+	dialer := newDialer(cfg.NoCompression, &c)
 	clients := make([]*client, cfg.Clients)
 	// Connect and join everyone first, a few at a time, so the measured window is steady state.
 	sem := make(chan struct{}, 32)
@@ -89,7 +94,7 @@ func run(ctx context.Context, cfg config) (result, error) {
 		go func(cl *client) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := cl.connect(ctx); err != nil {
+			if err := cl.connect(ctx, dialer); err != nil {
 				c.fail(err)
 			}
 		}(clients[i])
@@ -152,7 +157,8 @@ func run(ctx context.Context, cfg config) (result, error) {
 	var lat []time.Duration
 	for _, cl := range clients {
 		if cl.conn != nil {
-			cl.conn.Close(websocket.StatusNormalClosure, "")
+			cl.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			cl.conn.Close()
 		}
 		cl.mu.Lock()
 		lat = append(lat, cl.latencies...)
@@ -188,28 +194,34 @@ type client struct {
 	latencies []time.Duration
 }
 
-func (cl *client) connect(ctx context.Context) error {
+func (cl *client) connect(ctx context.Context, dialer *websocket.Dialer) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	conn, err := dialRetrying(ctx, cl.url)
+	conn, err := dialRetrying(ctx, dialer, cl.url)
 	if err != nil {
 		return err
 	}
+	// Pushes go uncompressed, as the ws library sends messages under 1 KiB.
+	conn.EnableWriteCompression(false)
 	conn.SetReadLimit(64 << 20)
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetReadDeadline(d)
+		defer conn.SetReadDeadline(time.Time{})
+	}
 	join := fmt.Sprintf(`["1","1",%q,"phx_join",{}]`, cl.topic)
-	if err := conn.Write(ctx, websocket.MessageText, []byte(join)); err != nil {
-		conn.CloseNow()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
+		conn.Close()
 		return fmt.Errorf("failed to send join: %w", err)
 	}
 	for {
-		_, msg, err := conn.Read(ctx)
+		_, msg, err := conn.ReadMessage()
 		if err != nil {
-			conn.CloseNow()
+			conn.Close()
 			return fmt.Errorf("failed to read join reply: %w", err)
 		}
 		if bytes.Contains(msg, []byte(`"phx_reply"`)) {
 			if !bytes.Contains(msg, []byte(`"status":"ok"`)) {
-				conn.CloseNow()
+				conn.Close()
 				return fmt.Errorf("join refused: %s", msg)
 			}
 			cl.conn = conn
@@ -218,12 +230,41 @@ func (cl *client) connect(ctx context.Context) error {
 	}
 }
 
+// newDialer returns the clients' dialer: it offers permessage-deflate unless told not to,
+// and counts the bytes that arrive on the wire.
+func newDialer(noCompression bool, c *counters) *websocket.Dialer {
+	var d net.Dialer
+	return &websocket.Dialer{
+		EnableCompression: !noCompression,
+		HandshakeTimeout:  30 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: conn, n: &c.bytes}, nil
+		},
+	}
+}
+
+// countingConn counts the bytes read from the network.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
 // dialRetrying dials, and on HTTP 429 (the server's limit on connection attempts per
 // address: every client here shares one) waits as the server asks and tries again, as the
 // phoenix client does, until ctx ends.
-func dialRetrying(ctx context.Context, u string) (*websocket.Conn, error) {
+func dialRetrying(ctx context.Context, dialer *websocket.Dialer, u string) (*websocket.Conn, error) {
 	for {
-		conn, resp, err := websocket.Dial(ctx, u, nil)
+		conn, resp, err := dialer.DialContext(ctx, u, nil)
 		if err == nil {
 			return conn, nil
 		}
@@ -252,15 +293,19 @@ func (cl *client) push(ctx context.Context, offset, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	buf := make([]byte, 0, 256)
+	var w walker
+	w.seed(cl.id)
 	for seq := 0; ; seq++ {
 		buf = buf[:0]
-		buf = fmt.Appendf(buf, `["1","%d",%q,"i_moved",{"position":[%d.25,1.5,-2.75],"rotation":[0,0.7071,0,0.7071],"seq":%d}]`, seq+2, cl.topic, seq%100, seq)
+		buf = fmt.Appendf(buf, `["1","%d",%q,"i_moved",{`, seq+2, cl.topic)
+		buf = w.step(buf)
+		buf = fmt.Appendf(buf, `,"seq":%d}]`, seq)
 		if cl.measure {
 			cl.mu.Lock()
 			cl.sentAt = append(cl.sentAt, time.Now())
 			cl.mu.Unlock()
 		}
-		if err := cl.conn.Write(ctx, websocket.MessageText, buf); err != nil {
+		if err := cl.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
 			if ctx.Err() == nil {
 				cl.c.fail(fmt.Errorf("failed to push: %w", err))
 			}
@@ -275,30 +320,42 @@ func (cl *client) push(ctx context.Context, offset, interval time.Duration) {
 	}
 }
 
+// diffMarker is how a diff frame starts, as the room server encodes it for V2.
+var diffMarker = []byte(`"entities_diff"`)
+
 func (cl *client) read(ctx context.Context) {
 	key := []byte(strconv.Quote(cl.id) + ":")
-	// One buffer per client, reused for every message: Conn.Read would allocate each one,
-	// and at hundreds of clients the generator, not the server, would run out of CPU.
+	// One buffer per client, reused for every message: allocating each one would leave the
+	// generator, not the server, out of CPU at hundreds of clients.
 	var buf bytes.Buffer
+	head := make([]byte, 64)
 	for {
-		_, r, err := cl.conn.Reader(ctx)
+		_, r, err := cl.conn.NextReader()
+		var n int
 		if err == nil {
+			// A frame's start tells a diff from the rest. Clients that do not measure stop
+			// there: the rest is skipped without being inflated.
+			n, err = io.ReadFull(r, head)
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				err = nil
+			}
+		}
+		if err == nil && (cl.measure || !bytes.Contains(head[:n], diffMarker)) {
 			buf.Reset()
+			buf.Write(head[:n])
 			_, err = buf.ReadFrom(r)
 		}
 		if err != nil {
-			if ctx.Err() == nil && websocket.CloseStatus(err) != websocket.StatusNormalClosure && !errors.Is(err, net.ErrClosed) {
+			if ctx.Err() == nil && !websocket.IsCloseError(err, websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
 				cl.c.fail(fmt.Errorf("failed to read: %w", err))
 			}
 			return
 		}
-		msg := buf.Bytes()
 		now := time.Now()
 		cl.c.received.Add(1)
-		cl.c.bytes.Add(int64(len(msg)))
-		if !bytes.Contains(msg[:min(len(msg), 64)], []byte(`"entities_diff"`)) {
-			if bytes.Contains(msg, []byte(`"status":"error"`)) {
-				cl.c.fail(fmt.Errorf("error reply: %s", msg))
+		if !bytes.Contains(head[:n], diffMarker) {
+			if bytes.Contains(buf.Bytes(), []byte(`"status":"error"`)) {
+				cl.c.fail(fmt.Errorf("error reply: %s", buf.Bytes()))
 			}
 			continue
 		}
@@ -306,6 +363,7 @@ func (cl *client) read(ctx context.Context) {
 		if !cl.measure {
 			continue
 		}
+		msg := buf.Bytes()
 		i := bytes.Index(msg, key)
 		if i < 0 {
 			continue
@@ -322,4 +380,53 @@ func (cl *client) read(ctx context.Context) {
 		}
 		cl.mu.Unlock()
 	}
+}
+
+// walker moves a client the way a person in a room moves: a random walk on the floor and a
+// turning head, sent at millimetre and 1e-4 precision, as an app that rounds its poses would
+// send them. Values that change every push keep compression honest: constant positions
+// would deflate to almost nothing.
+type walker struct {
+	r          *rand.Rand
+	x, y, z    float64
+	yaw, pitch float64
+}
+
+func (w *walker) seed(id string) {
+	var h uint64
+	for _, c := range id {
+		h = h*31 + uint64(c)
+	}
+	w.r = rand.New(rand.NewPCG(h, 7))
+	w.x, w.y, w.z = w.r.Float64()*20-10, 1.6+w.r.Float64()*0.2, w.r.Float64()*20-10
+	w.yaw = w.r.Float64() * 2 * math.Pi
+}
+
+// step moves on and appends "position":[x,y,z],"rotation":[qx,qy,qz,qw].
+func (w *walker) step(dst []byte) []byte {
+	w.x = max(-10, min(10, w.x+w.r.Float64()*0.1-0.05))
+	w.z = max(-10, min(10, w.z+w.r.Float64()*0.1-0.05))
+	w.y = max(1.4, min(1.9, w.y+w.r.Float64()*0.02-0.01))
+	w.yaw += w.r.Float64()*0.2 - 0.1
+	w.pitch = max(-0.5, min(0.5, w.pitch+w.r.Float64()*0.1-0.05))
+	// The quaternion of yaw about y, then pitch about x.
+	sy, cy := math.Sincos(w.yaw / 2)
+	sp, cp := math.Sincos(w.pitch / 2)
+	dst = append(dst, `"position":`...)
+	dst = appendFloats(dst, 1e3, w.x, w.y, w.z)
+	dst = append(dst, `,"rotation":`...)
+	return appendFloats(dst, 1e4, cy*sp, sy*cp, -sy*sp, cy*cp)
+}
+
+// appendFloats appends a JSON array of vs rounded to 1/scale, written as JavaScript's
+// JSON.stringify writes them (shortest form).
+func appendFloats(dst []byte, scale float64, vs ...float64) []byte {
+	dst = append(dst, '[')
+	for i, v := range vs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendFloat(dst, math.Round(v*scale)/scale+0, 'f', -1, 64)
+	}
+	return append(dst, ']')
 }

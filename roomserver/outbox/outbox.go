@@ -55,6 +55,25 @@ func New(maxBytes int, onOverflow func()) *Queue {
 // false when the queue is closed or has just overflowed: nothing is sent and the socket is
 // on its way out.
 func (q *Queue) Send(frames ...protocol.Encoded) bool {
+	if !q.add(frames) {
+		return false
+	}
+	q.signal()
+	return true
+}
+
+// Hold queues frames as Send does, without waking the writer: they go out with the next
+// frame sent, or on Wake. A room holds the replies to a member's pushes until its next flush,
+// so that a busy member costs one write per flush rather than one per push.
+func (q *Queue) Hold(frames ...protocol.Encoded) bool {
+	return q.add(frames)
+}
+
+// Wake has the writer send whatever is queued.
+func (q *Queue) Wake() { q.signal() }
+
+// add queues frames, all or none; false when the queue is closed or has just overflowed.
+func (q *Queue) add(frames []protocol.Encoded) bool {
 	size := 0
 	for _, e := range frames {
 		size += e.Len()
@@ -84,7 +103,6 @@ func (q *Queue) Send(frames ...protocol.Encoded) bool {
 	}
 	q.bytes += size
 	q.mu.Unlock()
-	q.signal()
 	return true
 }
 

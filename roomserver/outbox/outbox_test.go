@@ -165,3 +165,35 @@ func BenchmarkSend(b *testing.B) {
 		batch, _, _ = q.take(batch[:0])
 	}
 }
+
+func TestHeldFramesWaitForTheNextSendOrWake(t *testing.T) {
+	q := New(1<<20, nil)
+	batches := make(chan []string, 8)
+	go q.Run(context.Background(), func(b []protocol.Encoded) error {
+		var got []string
+		for _, e := range b {
+			got = append(got, string(e.Body))
+		}
+		batches <- got
+		return nil
+	})
+	q.Send(frame("state"))
+	<-batches // the writer is now waiting
+	q.Hold(frame("reply1"))
+	q.Hold(frame("reply2"))
+	select {
+	case b := <-batches:
+		t.Fatalf("held frames written before a send or wake: %v", b)
+	case <-time.After(50 * time.Millisecond):
+	}
+	q.Send(frame("diff"))
+	if b := <-batches; fmt.Sprint(b) != "[reply1 reply2 diff]" {
+		t.Fatalf("wrote %v, want the held frames then the sent one, in one batch", b)
+	}
+	q.Hold(frame("reply3"))
+	q.Wake()
+	if b := <-batches; fmt.Sprint(b) != "[reply3]" {
+		t.Fatalf("woken, wrote %v", b)
+	}
+	q.Close()
+}

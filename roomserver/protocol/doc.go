@@ -8,7 +8,8 @@
 //
 // Encode returns an Encoded: a small per-frame head, the payload bytes as given (never
 // copied) and a closing byte. A broadcast is encoded once per flush and version, and the same
-// Encoded is queued to every member; writers join the parts into their own buffer.
+// Encoded, prepared once (Prepare: framed, and compressed at most once, by the WebSocket
+// library), is queued to every member; writers send those bytes as they are.
 //
 // Concurrency: the package has no state. Frame and Encoded are values; an Encoded's byte
 // slices are never written after Encode returns, so one Encoded may be shared by any number

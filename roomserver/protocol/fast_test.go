@@ -184,32 +184,19 @@ func BenchmarkDecodeV2(b *testing.B) {
 	})
 }
 
-func TestPackedContiguous(t *testing.T) {
+func TestPrepare(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	for range 10000 {
+	for range 1000 {
 		f := Frame{Topic: "room:lobby", Event: "entities_diff", Payload: randomObject(r)}
-		if r.IntN(2) == 0 {
-			f.JoinRef, f.Ref = StringRef("1"), StringRef("<2>")
-		}
 		for _, v := range Versions {
 			e := Encode(v, f)
-			if whole, ok := e.Contiguous(); ok && !bytes.Equal(whole, e.Bytes()) {
-				t.Fatalf("Contiguous of an unpacked frame gave %q, want %q", whole, e.Bytes())
+			p := e.Prepare()
+			if p.Prepared == nil {
+				t.Fatal("Prepare gave no prepared message")
 			}
-			p := e.Packed()
-			whole, ok := p.Contiguous()
-			if !ok {
-				t.Fatalf("a packed frame is not contiguous: %q", p.Bytes())
-			}
-			if !bytes.Equal(whole, e.Bytes()) || !bytes.Equal(p.Bytes(), e.Bytes()) || p.Len() != e.Len() {
-				t.Fatalf("packed frame %q, want %q", whole, e.Bytes())
+			if !bytes.Equal(p.Bytes(), e.Bytes()) || p.Len() != e.Len() {
+				t.Fatalf("prepared frame %q, want %q", p.Bytes(), e.Bytes())
 			}
 		}
-	}
-	// Parts of one array that are not back to back are not contiguous.
-	buf := []byte(`[null,null,"t","e",{}]x`)
-	e := Encoded{Head: buf[:19], Body: buf[20:22], Tail: ']'}
-	if _, ok := e.Contiguous(); ok {
-		t.Fatal("parts with a gap are contiguous")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
 )
 
 // Event names and the topic of the Phoenix protocol itself.
@@ -257,6 +259,8 @@ type Encoded struct {
 	Head []byte
 	Body []byte
 	Tail byte
+	// Prepared, when set (see Prepare), is the frame as the WebSocket library writes it.
+	Prepared *websocket.PreparedMessage
 }
 
 // Encode encodes f for version v. The payload is not copied; a nil or empty payload is {}.
@@ -302,27 +306,14 @@ func (e Encoded) AppendTo(dst []byte) []byte {
 	return append(dst, e.Tail)
 }
 
-// Packed returns e with Head, Body and Tail copied back to back into one new array, so a
-// writer can send Contiguous's slice with no copy of its own. It pays for a frame queued
-// to many sockets, where it saves a copy per socket.
-func (e Encoded) Packed() Encoded {
-	buf := e.Bytes()
-	h := len(e.Head)
-	return Encoded{Head: buf[:h], Body: buf[h : len(buf)-1], Tail: e.Tail}
-}
-
-// Contiguous returns the whole frame without copying when its parts lie back to back in
-// one array (see Packed); ok is false otherwise.
-func (e Encoded) Contiguous() (whole []byte, ok bool) {
-	n := e.Len()
-	if len(e.Body) == 0 || cap(e.Head) < n {
-		return nil, false
-	}
-	whole = e.Head[:n]
-	if &whole[len(e.Head)] != &e.Body[0] || whole[n-1] != e.Tail {
-		return nil, false
-	}
-	return whole, true
+// Prepare returns e ready to be written to many sockets: the WebSocket library frames it
+// once, and compresses it at most once (for the sockets that negotiated permessage-deflate),
+// and every socket writes those bytes as they are. It pays for a frame queued to many
+// sockets, a flush's entities_diff.
+func (e Encoded) Prepare() Encoded {
+	// NewPreparedMessage fails only for a message type it does not know.
+	e.Prepared, _ = websocket.NewPreparedMessage(websocket.TextMessage, e.Bytes())
+	return e
 }
 
 // Bytes returns the whole frame in a new slice.

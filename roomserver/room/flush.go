@@ -17,6 +17,12 @@ func (r *Room) state() []byte {
 	return r.stateBody
 }
 
+// tick is the sync interval's work: the flush, and the replies held since the last tick.
+func (r *Room) tick() {
+	r.flush()
+	r.wakeHeld()
+}
+
 // flush turns the batch into one entities_diff: stored, encoded once per protocol version,
 // and queued as the same bytes to every member.
 func (r *Room) flush() {
@@ -39,8 +45,10 @@ func (r *Room) flush() {
 		// One slice for every member: a fresh variadic argument per call would be an
 		// allocation per member.
 		// Packed: each member's writer sends the frame's bytes as they are, with no copy.
-		frame := []protocol.Encoded{protocol.Encode(v, protocol.Broadcast(r.topic, EventDiff, body)).Packed()}
+		// Prepared: the frame is framed (and compressed) once for all the members.
+		frame := []protocol.Encoded{protocol.Encode(v, protocol.Broadcast(r.topic, EventDiff, body)).Prepare()}
 		for _, m := range r.members[v] {
+			m.held = false // the diff takes its held replies along
 			if !m.conn.Send(frame...) {
 				r.dead = append(r.dead, m)
 			}
@@ -106,6 +114,34 @@ func (r *Room) catchUp() (entity.Diff, error) {
 		}
 	}
 	return d, nil
+}
+
+// hold queues f to m without having it written before the next tick (see holdRepliesUpTo),
+// forgetting m when its socket refuses.
+func (r *Room) hold(m *Member, f protocol.Frame) {
+	if m.index < 0 {
+		return
+	}
+	if !m.conn.Hold(protocol.Encode(m.version, f)) {
+		r.remove(m)
+		return
+	}
+	if !m.held {
+		m.held = true
+		r.held = append(r.held, m)
+	}
+}
+
+// wakeHeld has the frames held for members written, unless a flush sent them along.
+func (r *Room) wakeHeld() {
+	for i, m := range r.held {
+		if m.held {
+			m.held = false
+			m.conn.Wake()
+		}
+		r.held[i] = nil
+	}
+	r.held = r.held[:0]
 }
 
 // send queues frames to m, together, forgetting m when its socket refuses.

@@ -183,6 +183,10 @@ func (r *Room) Push(ctx context.Context, m *Member, req protocol.Frame, ev event
 			r.send(m, ErrorReply(req, err))
 			return
 		}
+		if r.interval <= holdRepliesUpTo {
+			r.hold(m, protocol.ReplyOK(req, nil))
+			return
+		}
 		r.send(m, protocol.ReplyOK(req, nil))
 	})
 }

@@ -47,7 +47,18 @@ var (
 // or being dropped, and the room forgets the member.
 type Sender interface {
 	Send(frames ...protocol.Encoded) bool
+	// Hold queues frames as Send does, without having them written yet: they go out with
+	// the next frames sent, or on Wake.
+	Hold(frames ...protocol.Encoded) bool
+	// Wake has held frames written.
+	Wake()
 }
+
+// holdRepliesUpTo is the longest sync interval for which the replies to pushes wait for the
+// next flush: the reply then travels with the diff that carries the push's effect, in one
+// write, instead of costing a write and a writer wake-up per push. With longer intervals a
+// reply would keep the client waiting (phoenix's push timeout is 10 s), so it goes at once.
+const holdRepliesUpTo = 250 * time.Millisecond
 
 // Config describes a room.
 type Config struct {
@@ -111,6 +122,7 @@ type Room struct {
 	storeBehind bool      // a commit failed: the store misses changes the room has
 	lastFlush   time.Time // when the last non-empty diff went out
 	dead        []*Member
+	held        []*Member // members with held replies, to wake at the next tick
 }
 
 // Member is one socket's membership of the room topic.
@@ -119,7 +131,8 @@ type Member struct {
 	conn    Sender
 	version protocol.Version
 	joinRef protocol.Ref
-	index   int // in room.members[version]; -1 once gone. Loop-owned.
+	index   int  // in room.members[version]; -1 once gone. Loop-owned.
+	held    bool // frames are held for it and no frame has been sent since. Loop-owned.
 }
 
 // UserID returns the user the member acts as.
@@ -218,7 +231,7 @@ func (r *Room) Run(ctx context.Context) error {
 		case f := <-r.calls:
 			f()
 		case <-r.ticker.C:
-			r.flush()
+			r.tick()
 		case <-ctx.Done():
 			r.stop()
 			return nil
@@ -237,7 +250,7 @@ drain:
 			break drain
 		}
 	}
-	r.flush() // the members get the pending batch
+	r.tick() // the members get the pending batch, and held replies
 	for _, v := range protocol.Versions {
 		for len(r.members[v]) > 0 {
 			r.remove(r.members[v][len(r.members[v])-1])

@@ -21,19 +21,31 @@ import (
 	"github.com/xrooms/xrooms/roomserver/stream"
 )
 
-// sink is a member's socket that keeps every frame it is sent.
+// sink is a member's socket that keeps every frame it is sent. Held frames count as sent
+// once the room wakes the sink or sends it more, as the socket's writer works.
 type sink struct {
 	v      protocol.Version
 	mu     sync.Mutex
 	frames []protocol.Encoded
+	held   []protocol.Encoded
 }
 
 func (s *sink) Send(frames ...protocol.Encoded) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.frames = append(s.frames, frames...)
+	s.frames = append(append(s.frames, s.held...), frames...)
+	s.held = nil
 	return true
 }
+
+func (s *sink) Hold(frames ...protocol.Encoded) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = append(s.held, frames...)
+	return true
+}
+
+func (s *sink) Wake() { s.Send() }
 
 // take returns the frames sent since the last take, decoded.
 func (s *sink) take(t *testing.T) []protocol.Frame {
@@ -283,6 +295,43 @@ func TestPushesBecomeOneDiffAtTheTick(t *testing.T) {
 	if !stored.Equal(snap) {
 		t.Fatalf("store %v differs from the room %v", stored, snap)
 	}
+}
+
+func TestPushRepliesTravelWithTheNextTick(t *testing.T) {
+	r, _ := startRoom(t, Config{SyncInterval: holdRepliesUpTo})
+	// The test ticks the room itself: the ticker must not run between its steps.
+	if err := r.call(context.Background(), func() { r.ticker.Stop() }); err != nil {
+		t.Fatal(err)
+	}
+	tick := func() {
+		t.Helper()
+		if err := r.call(context.Background(), r.tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := &sink{v: protocol.V2}
+	a := join(t, r, alice, "alice", nil, nil)
+	tick()
+	alice.take(t)
+
+	push(t, r, a, "5", "i_moved", `{"position":[1,2,3]}`) // returns once the loop ran it
+	wantEvents(t, alice.take(t))
+	tick()
+	frames := alice.take(t)
+	wantEvents(t, frames, protocol.EventReply, EventDiff)
+	if frames[0].Ref != protocol.StringRef("5") {
+		t.Fatalf("reply to ref %v, want 5", frames[0].Ref)
+	}
+
+	// A push with no effect still gets its reply at the tick, with no diff.
+	push(t, r, a, "6", "looked_around", `{}`)
+	wantEvents(t, alice.take(t))
+	tick()
+	wantEvents(t, alice.take(t), protocol.EventReply)
+
+	// An error reply is not held.
+	push(t, r, a, "7", PushEvent, `{"event_name":"user_picked_up","payload":{"target_id":"ghost","hand":"left"}}`)
+	wantEvents(t, alice.take(t), protocol.EventReply)
 }
 
 func TestLeaveRepliesClosesAndDeletes(t *testing.T) {

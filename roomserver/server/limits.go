@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/xrooms/xrooms/roomserver/limit"
 	"github.com/xrooms/xrooms/roomserver/protocol"
@@ -72,7 +72,7 @@ func (sock *socket) allowFrame(f protocol.Frame) (bool, error) {
 	sock.srv.metrics.Refusals.WithLabelValues(limit.ReasonRateLimited).Inc()
 	if abusive {
 		sock.log.Warn("closing a socket over its event rate limit", "limit_per_second", sock.srv.cfg.MaxEventsPerSecond, "for", limit.AbuseAfter)
-		sock.conn.Close(websocket.StatusPolicyViolation, "over the event rate limit")
+		sock.sendClose(websocket.ClosePolicyViolation, "over the event rate limit")
 		return false, errAbusive
 	}
 	sock.reply(room.ErrorReply(f, err))

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -86,10 +87,16 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown. Default 10s: well inside Kubernetes'
 	// default 30s termination grace period.
 	ShutdownTimeout time.Duration
-	// OriginPatterns, if set, limits the browser origins allowed to open sockets (see
-	// websocket.AcceptOptions). Empty allows every origin: identity does not come from
-	// cookies, so cross-site sockets gain nothing a page could not do itself.
+	// OriginPatterns, if set, limits the browser origins allowed to open sockets: host
+	// patterns ("*.example.com") or, with a scheme, origin patterns ("https://app.example.com"),
+	// matched with path.Match; the server's own host is always allowed. Empty allows every
+	// origin: identity does not come from cookies, so cross-site sockets gain nothing a page
+	// could not do itself.
 	OriginPatterns []string
+	// DisableCompression turns permessage-deflate off. When on (the default) and a client
+	// offers it, as browsers and the ws library do, diffs are compressed once per flush for
+	// all such clients, and other frames of 1 KiB or more per socket.
+	DisableCompression bool
 	// AuthSecret, when set, makes the room admit only sockets with a join token signed with
 	// it (see package auth): the member acts as the token's subject. Nil leaves the room open:
 	// anyone who reaches it may join, as any user id. At least auth.MinSecretLen bytes.
@@ -108,6 +115,7 @@ type Server struct {
 	served  atomic.Bool
 	closing chan struct{} // closed when shutdown starts: SSE streams end
 
+	upgrader *websocket.Upgrader
 	verifier *auth.Verifier // checks join tokens; nil for an open room
 	connects *limit.Connections
 
@@ -174,7 +182,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, log: log, room: r, reg: reg, metrics: m, verifier: verifier,
+		cfg: cfg, log: log, room: r, reg: reg, metrics: m, verifier: verifier, upgrader: newUpgrader(cfg),
 		closing: make(chan struct{}),
 		sockets: map[*socket]struct{}{},
 	}

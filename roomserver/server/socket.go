@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -8,13 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/xrooms/xrooms/roomserver/entity"
 	"github.com/xrooms/xrooms/roomserver/event"
@@ -46,9 +49,15 @@ type socket struct {
 	conn *websocket.Conn
 	cork *corkConn // conn's network side
 	out  *outbox.Queue
-	v    protocol.Version
-	log  *slog.Logger
-	ctx  context.Context // ends with the socket
+	// closing is set once a close frame is sent: the reader then only waits for the
+	// client's close, until closeBy.
+	closing atomic.Bool
+	closeBy atomic.Int64 // unix nanoseconds
+	// readDeadline is when the reader last extended its idle deadline.
+	readDeadline time.Time
+	v            protocol.Version
+	log          *slog.Logger
+	ctx          context.Context // ends with the socket
 
 	events *limit.Events // the reader's event rate limit
 
@@ -60,6 +69,7 @@ type socket struct {
 
 	writerDone chan struct{}
 	wbuf       []byte // writer goroutine's buffer
+	rbuf       []byte // reader goroutine's buffer
 
 	mu       sync.Mutex
 	channels map[string]*channel // by topic
@@ -96,16 +106,13 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 		userParam = tokenUser
 	}
 	cw := &corkingWriter{ResponseWriter: w}
-	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
-		Subprotocols:       []string{"phoenix"},
-		InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
-		OriginPatterns:     s.cfg.OriginPatterns,
-	})
+	conn, err := s.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
-		return // Accept has answered
+		return // Upgrade has answered
 	}
 	conn.SetReadLimit(s.cfg.ReadLimit)
+	conn.EnableWriteCompression(false) // small frames are sent as they are; see writeFrame
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sock := &socket{
@@ -119,7 +126,9 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	sock.out = outbox.New(s.cfg.SendQueueBytes, sock.overflowed)
 	if !s.track(sock) {
-		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		sock.sendClose(websocket.CloseGoingAway, "server shutting down")
+		sock.awaitClose()
+		conn.NetConn().Close()
 		return
 	}
 	defer s.untrack(sock)
@@ -130,7 +139,7 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 	sock.leaveAll()
 	sock.out.Close()
 	<-sock.writerDone
-	conn.CloseNow()
+	conn.NetConn().Close()
 }
 
 // authToken returns the token socket param, or the phoenix client's authToken, which it
@@ -159,28 +168,100 @@ func authToken(r *http.Request) string {
 // read handles frames until the socket fails, idles out or is closed.
 func (sock *socket) read() error {
 	for {
-		ctx, cancel := context.WithTimeout(sock.ctx, sock.srv.cfg.IdleTimeout)
-		typ, data, err := sock.conn.Read(ctx)
-		cancel()
+		sock.extendReadDeadline()
+		typ, r, err := sock.conn.NextReader()
 		if err != nil {
 			return err
 		}
-		if typ != websocket.MessageText {
-			sock.conn.Close(websocket.StatusUnsupportedData, "binary frames are not supported")
-			return errors.New("binary frame")
+		if sock.closing.Load() {
+			continue // a close frame is out: only the client's close matters now
+		}
+		if typ != websocket.TextMessage {
+			sock.sendClose(websocket.CloseUnsupportedData, "binary frames are not supported")
+			return sock.awaitClose()
+		}
+		data, err := sock.readMessage(r)
+		if err != nil {
+			return err
 		}
 		f, err := protocol.Decode(sock.v, data)
 		if err != nil {
-			sock.conn.Close(websocket.StatusInvalidFramePayloadData, "invalid Phoenix frame")
+			sock.sendClose(websocket.CloseInvalidFramePayloadData, "invalid Phoenix frame")
+			sock.awaitClose()
 			return err
 		}
 		if ok, err := sock.allowFrame(f); !ok {
 			if err != nil {
+				sock.awaitClose()
 				return err
 			}
 			continue
 		}
 		sock.handle(f)
+	}
+}
+
+// readMessage reads a message into the socket's buffer and returns a copy of exactly its
+// size, which the frame's handling may keep (a push's payload goes to the room's loop).
+func (sock *socket) readMessage(r io.Reader) ([]byte, error) {
+	buf := sock.rbuf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cap(buf) <= 64<<10 {
+		sock.rbuf = buf // one huge message must not pin its buffer for the socket's life
+	}
+	return bytes.Clone(buf), nil
+}
+
+// extendReadDeadline moves the idle deadline on, at most every sixteenth of the idle
+// timeout: a deadline costs a timer update, and a busy client sends many frames a second.
+func (sock *socket) extendReadDeadline() {
+	now := time.Now()
+	idle := sock.srv.cfg.IdleTimeout
+	if now.Sub(sock.readDeadline) < idle/16 {
+		return
+	}
+	sock.readDeadline = now
+	sock.conn.SetReadDeadline(now.Add(idle))
+	if sock.closing.Load() { // sendClose ran meanwhile: keep its shorter deadline
+		sock.conn.SetReadDeadline(time.Unix(0, sock.closeBy.Load()))
+	}
+}
+
+// closeGrace is how long a socket that sent a close frame waits for the client's.
+const closeGrace = 2 * time.Second
+
+// sendClose starts the closing handshake: it sends a close frame and gives the reader
+// closeGrace to see the client's answer. Closing the TCP connection at once could reset it
+// before the client has read why it was closed. Safe to call from any goroutine.
+func (sock *socket) sendClose(code int, reason string) {
+	if sock.closing.Swap(true) {
+		return
+	}
+	by := time.Now().Add(closeGrace)
+	sock.closeBy.Store(by.UnixNano())
+	sock.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(sock.srv.cfg.WriteTimeout))
+	sock.conn.SetReadDeadline(by)
+}
+
+// awaitClose, on the reader, discards frames until the client answers the close (or
+// closeGrace passes), and returns why the socket ended.
+func (sock *socket) awaitClose() error {
+	for {
+		if _, _, err := sock.conn.NextReader(); err != nil {
+			return err
+		}
 	}
 }
 
@@ -393,37 +474,60 @@ func (sock *socket) writer() {
 	err := sock.out.Run(context.Background(), sock.write)
 	if err != nil && !errors.Is(err, outbox.ErrOverflow) {
 		sock.log.Debug("socket write failed", "err", err)
-		sock.conn.CloseNow() // the reader then ends too
+		sock.conn.NetConn().Close() // the reader then ends too
 	}
 }
 
 // write sends one batch of frames in one network write, under one deadline.
 func (sock *socket) write(batch []protocol.Encoded) error {
-	ctx, cancel := context.WithTimeout(context.Background(), sock.srv.cfg.WriteTimeout)
-	defer cancel()
+	timeout := sock.srv.cfg.WriteTimeout
+	sock.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if len(batch) == 1 {
+		return sock.writeFrame(batch[0]) // one write anyway: no need to hold it back
+	}
 	sock.cork.cork()
 	for _, e := range batch {
-		msg, ok := e.Contiguous() // a shared, packed entities_diff: no copy
-		if !ok {
-			sock.wbuf = e.AppendTo(sock.wbuf[:0])
-			msg = sock.wbuf
-		}
-		if err := sock.conn.Write(ctx, websocket.MessageText, msg); err != nil {
-			sock.cork.uncork(sock.srv.cfg.WriteTimeout)
+		if err := sock.writeFrame(e); err != nil {
+			sock.cork.uncork(timeout)
 			return err
 		}
 	}
+	return sock.cork.uncork(timeout)
+}
+
+// compressMin is the smallest frame worth compressing, for a socket that negotiated
+// permessage-deflate: below it, deflate's setup costs more than the bytes it saves (the ws
+// library's default threshold too).
+const compressMin = 1024
+
+// writeFrame writes one frame: a prepared one as the WebSocket library prepared it for
+// every socket (compressed once, for all that negotiated compression), others compressed
+// only when large.
+func (sock *socket) writeFrame(e protocol.Encoded) error {
+	if e.Prepared != nil {
+		if e.Len() >= compressMin {
+			sock.conn.EnableWriteCompression(true)
+			defer sock.conn.EnableWriteCompression(false)
+		}
+		return sock.conn.WritePreparedMessage(e.Prepared)
+	}
+	sock.wbuf = e.AppendTo(sock.wbuf[:0])
+	if len(sock.wbuf) >= compressMin {
+		sock.conn.EnableWriteCompression(true)
+		defer sock.conn.EnableWriteCompression(false)
+	}
+	err := sock.conn.WriteMessage(websocket.TextMessage, sock.wbuf)
 	if cap(sock.wbuf) > 1<<20 {
 		sock.wbuf = nil // one huge entities_state must not pin a megabyte per socket
 	}
-	return sock.cork.uncork(sock.srv.cfg.WriteTimeout)
+	return err
 }
 
 // overflowed runs, in its own goroutine, when the socket's queue overflows.
 func (sock *socket) overflowed() {
 	sock.srv.metrics.SlowDisconnects.Inc()
 	sock.log.Warn("disconnecting a slow client: its send queue overflowed", "limit_bytes", sock.srv.cfg.SendQueueBytes)
-	sock.conn.Close(websocket.StatusTryAgainLater, "too slow: send queue overflow")
+	sock.sendClose(websocket.CloseTryAgainLater, "too slow: send queue overflow")
 }
 
 // closeGoingAway ends the socket at shutdown: the writer sends what is queued (the room's
@@ -433,18 +537,14 @@ func (sock *socket) closeGoingAway(ctx context.Context) {
 	select {
 	case <-sock.writerDone:
 	case <-ctx.Done():
-		sock.conn.CloseNow()
+		sock.conn.NetConn().Close()
 		return
 	}
-	// Close sends the close frame, then waits up to 5s for the client's; past the deadline
-	// stop waiting for it (CloseNow would wait for Close too).
-	closed := make(chan struct{})
-	go func() {
-		sock.conn.Close(websocket.StatusGoingAway, "server shutting down")
-		close(closed)
-	}()
+	// The reader ends when the client answers, or closeGrace later; past ctx, stop waiting.
+	sock.sendClose(websocket.CloseGoingAway, "server shutting down")
 	select {
-	case <-closed:
+	case <-sock.ctx.Done():
 	case <-ctx.Done():
+		sock.conn.NetConn().Close()
 	}
 }
