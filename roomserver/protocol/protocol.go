@@ -252,13 +252,15 @@ func isObject(raw json.RawMessage) bool {
 	return len(raw) > 0 && raw[0] == '{'
 }
 
-// Encoded is a frame ready to be written: Head, then Body (the payload), then Tail. Body is
-// the payload slice given to Encode, not a copy, so a large shared payload costs nothing per
-// member. None of the parts may be changed.
+// Encoded is a frame ready to be written: Head, then Body (the payload), then Tail (text
+// frames only). Body is the payload slice given to Encode, not a copy, so a large shared
+// payload costs nothing per member. None of the parts may be changed.
 type Encoded struct {
 	Head []byte
 	Body []byte
 	Tail byte
+	// Binary frames go in WebSocket binary messages and have no Tail (see EncodeBinary).
+	Binary bool
 	// Prepared, when set (see Prepare), is the frame as the WebSocket library writes it.
 	Prepared *websocket.PreparedMessage
 }
@@ -297,13 +299,53 @@ func Encode(v Version, f Frame) Encoded {
 }
 
 // Len returns the encoded frame's size in bytes.
-func (e Encoded) Len() int { return len(e.Head) + len(e.Body) + 1 }
+func (e Encoded) Len() int {
+	if e.Binary {
+		return len(e.Head) + len(e.Body)
+	}
+	return len(e.Head) + len(e.Body) + 1
+}
 
 // AppendTo appends the whole frame to dst.
 func (e Encoded) AppendTo(dst []byte) []byte {
 	dst = append(dst, e.Head...)
 	dst = append(dst, e.Body...)
+	if e.Binary {
+		return dst
+	}
 	return append(dst, e.Tail)
+}
+
+// Kinds of binary frames, the first byte of one.
+const (
+	binaryPush      = 0
+	binaryBroadcast = 2
+)
+
+// EncodeBinary encodes a server-to-client frame whose payload is bytes as a Phoenix V2
+// binary frame, which the official client hands to handlers as an ArrayBuffer: a push
+// (kind 0: join_ref, topic, event, payload) when f has a join_ref, else a broadcast (kind
+// 2: topic, event, payload). The serializer has no ref for either, and a byte for each
+// string's length: a longer string is an error. The payload is not copied. V1 has no
+// binary frames.
+func EncodeBinary(f Frame) (Encoded, error) {
+	for _, s := range []string{f.JoinRef.s, f.Topic, f.Event} {
+		if len(s) > 255 {
+			return Encoded{}, fmt.Errorf("binary frame: %q is longer than 255 bytes", s)
+		}
+	}
+	var h []byte
+	if f.JoinRef.Null() {
+		h = make([]byte, 0, 3+len(f.Topic)+len(f.Event))
+		h = append(h, binaryBroadcast, byte(len(f.Topic)), byte(len(f.Event)))
+	} else {
+		h = make([]byte, 0, 4+len(f.JoinRef.s)+len(f.Topic)+len(f.Event))
+		h = append(h, binaryPush, byte(len(f.JoinRef.s)), byte(len(f.Topic)), byte(len(f.Event)))
+		h = append(h, f.JoinRef.s...)
+	}
+	h = append(h, f.Topic...)
+	h = append(h, f.Event...)
+	return Encoded{Head: h, Body: f.Payload, Binary: true}, nil
 }
 
 // Prepare returns e ready to be written to many sockets: the WebSocket library frames it
@@ -312,7 +354,11 @@ func (e Encoded) AppendTo(dst []byte) []byte {
 // sockets, a flush's entities_diff.
 func (e Encoded) Prepare() Encoded {
 	// NewPreparedMessage fails only for a message type it does not know.
-	e.Prepared, _ = websocket.NewPreparedMessage(websocket.TextMessage, e.Bytes())
+	typ := websocket.TextMessage
+	if e.Binary {
+		typ = websocket.BinaryMessage
+	}
+	e.Prepared, _ = websocket.NewPreparedMessage(typ, e.Bytes())
 	return e
 }
 

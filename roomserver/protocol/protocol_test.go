@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -207,5 +208,28 @@ func assertFrame(t *testing.T, got, want Frame) {
 		t.Fatalf("got  {%v %v %q %q %s}\nwant {%v %v %q %q %s}",
 			got.JoinRef, got.Ref, got.Topic, got.Event, got.Payload,
 			want.JoinRef, want.Ref, want.Topic, want.Event, want.Payload)
+	}
+}
+
+// Binary frames are laid out as the phoenix client's serializer decodes them.
+func TestEncodeBinary(t *testing.T) {
+	push, err := EncodeBinary(Push(StringRef("12"), "room:lobby", "entities_state", []byte{1, 2, 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte{0, 2, 10, 14}, "12room:lobbyentities_state\x01\x02\x03"...)
+	if !push.Binary || !bytes.Equal(push.Bytes(), want) || push.Len() != len(want) {
+		t.Fatalf("push % x, want % x", push.Bytes(), want)
+	}
+	bc, err := EncodeBinary(Broadcast("room:lobby", "entities_diff", []byte{9}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append([]byte{2, 10, 13}, "room:lobbyentities_diff\x09"...)
+	if !bytes.Equal(bc.Bytes(), want) || bc.Len() != len(want) {
+		t.Fatalf("broadcast % x, want % x", bc.Bytes(), want)
+	}
+	if _, err := EncodeBinary(Broadcast("room:"+strings.Repeat("x", 251), "e", nil)); err == nil {
+		t.Fatal("a topic over 255 bytes encoded")
 	}
 }

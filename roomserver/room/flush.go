@@ -3,6 +3,7 @@ package room
 import (
 	"time"
 
+	"github.com/xrooms/xrooms/roomserver/compact"
 	"github.com/xrooms/xrooms/roomserver/entity"
 	"github.com/xrooms/xrooms/roomserver/protocol"
 	"github.com/xrooms/xrooms/roomserver/store"
@@ -17,14 +18,50 @@ func (r *Room) state() []byte {
 	return r.stateBody
 }
 
+// stateFrame returns m's entities_state frame, in m's format; the payload is encoded at most
+// once per flush and format.
+func (r *Room) stateFrame(m *Member) (protocol.Encoded, error) {
+	if m.format != formatV2Compact {
+		return protocol.Encode(m.version, protocol.Push(m.joinRef, r.topic, EventState, r.state())), nil
+	}
+	if r.stateBin == nil {
+		b, err := compact.AppendState(nil, r.batch.State())
+		if err != nil {
+			return protocol.Encoded{}, err
+		}
+		r.stateBin = b
+	}
+	return protocol.EncodeBinary(protocol.Push(m.joinRef, r.topic, EventState, r.stateBin))
+}
+
+// diffFrame returns the flush's entities_diff frame in format f, prepared to be written to
+// every member in that format. json holds the JSON payload, encoded once for both versions.
+func (r *Room) diffFrame(f format, d entity.Diff, json *[]byte) (protocol.Encoded, error) {
+	if f == formatV2Compact {
+		b, err := compact.AppendDiff(nil, d)
+		if err != nil {
+			return protocol.Encoded{}, err
+		}
+		e, err := protocol.EncodeBinary(protocol.Broadcast(r.topic, EventDiff, b))
+		if err != nil {
+			return protocol.Encoded{}, err
+		}
+		return e.Prepare(), nil
+	}
+	if *json == nil {
+		*json = d.AppendJSON(nil) // json.Marshal's bytes; raw values were checked when they came in
+	}
+	return protocol.Encode(f.version(), protocol.Broadcast(r.topic, EventDiff, *json)).Prepare(), nil
+}
+
 // tick is the sync interval's work: the flush, and the replies held since the last tick.
 func (r *Room) tick() {
 	r.flush()
 	r.wakeHeld()
 }
 
-// flush turns the batch into one entities_diff: stored, encoded once per protocol version,
-// and queued as the same bytes to every member.
+// flush turns the batch into one entities_diff: stored, encoded once per format (see
+// format) in use, and queued as the same bytes to every member in that format.
 func (r *Room) flush() {
 	if r.batch.Pending() == 0 && len(r.departed) == 0 && !r.storeBehind {
 		return
@@ -36,18 +73,24 @@ func (r *Room) flush() {
 		return
 	}
 	r.lastFlush = start
-	r.stateBody = nil
-	body := d.AppendJSON(nil) // json.Marshal's bytes; raw values were checked when they came in
-	for _, v := range protocol.Versions {
-		if len(r.members[v]) == 0 {
+	r.stateBody, r.stateBin = nil, nil
+	var body []byte
+	for f, ms := range r.members {
+		if len(ms) == 0 {
+			continue
+		}
+		e, err := r.diffFrame(format(f), d, &body)
+		if err != nil {
+			// Raw values are checked when they come in, so this is a bug; members who missed
+			// a diff must start over, and rejoining gives them the whole state.
+			r.log.Error("failed to encode a diff; dropping the members who needed it", "format", format(f), "err", err)
+			r.dead = append(r.dead, ms...)
 			continue
 		}
 		// One slice for every member: a fresh variadic argument per call would be an
-		// allocation per member.
-		// Packed: each member's writer sends the frame's bytes as they are, with no copy.
-		// Prepared: the frame is framed (and compressed) once for all the members.
-		frame := []protocol.Encoded{protocol.Encode(v, protocol.Broadcast(r.topic, EventDiff, body)).Prepare()}
-		for _, m := range r.members[v] {
+		// allocation per member. Prepared: framed (and compressed) once for all of them.
+		frame := []protocol.Encoded{e}
+		for _, m := range ms {
 			m.held = false // the diff takes its held replies along
 			if !m.conn.Send(frame...) {
 				r.dead = append(r.dead, m)
@@ -142,6 +185,13 @@ func (r *Room) wakeHeld() {
 		r.held[i] = nil
 	}
 	r.held = r.held[:0]
+}
+
+// sendEncoded queues encoded frames to m, together, forgetting m when its socket refuses.
+func (r *Room) sendEncoded(m *Member, frames ...protocol.Encoded) {
+	if m.index >= 0 && !m.conn.Send(frames...) {
+		r.remove(m)
+	}
 }
 
 // send queues frames to m, together, forgetting m when its socket refuses.

@@ -30,6 +30,9 @@ type JoinRequest struct {
 	// Replaces is this socket's current membership of the topic, if any: a second join on a
 	// held topic replaces the first, which gets a phx_close.
 	Replaces *Member
+	// Encoding is how the member gets entities_state and entities_diff; "" is JSON.
+	// EncodingCompact needs Version V2.
+	Encoding Encoding
 }
 
 // Join adds a member. The loop queues, in order, the join reply (ok, with {"user_id"}, or
@@ -79,9 +82,16 @@ func (r *Room) join(req JoinRequest) (*Member, error) {
 			return nil, err
 		}
 	}
-	m := &Member{user: req.UserID, conn: req.Conn, version: req.Version, joinRef: req.Frame.JoinRef}
-	m.index = len(r.members[m.version])
-	r.members[m.version] = append(r.members[m.version], m)
+	m := &Member{user: req.UserID, conn: req.Conn, version: req.Version, joinRef: req.Frame.JoinRef,
+		format: formatOf(req.Version, req.Encoding)}
+	state, err := r.stateFrame(m)
+	if err != nil {
+		// Only a topic too long for a binary frame gets here: the server checks encodings.
+		sendTo(req.Conn, req.Version, protocol.ReplyError(req.Frame, err.Error()))
+		return nil, err
+	}
+	m.index = len(r.members[m.format])
+	r.members[m.format] = append(r.members[m.format], m)
 	r.count++
 	r.m.Members.Set(float64(r.count))
 	r.users[m.user]++
@@ -89,13 +99,11 @@ func (r *Room) join(req JoinRequest) (*Member, error) {
 		r.remove(old) // after the add, so the same user replacing a tab never leaves
 	}
 	resp, _ := json.Marshal(map[string]string{event.UserIDKey: m.user}) // strings always marshal
-	reply := protocol.ReplyOK(req.Frame, resp)
-	state := protocol.Push(m.joinRef, r.topic, EventState, r.state())
+	frames := []protocol.Encoded{protocol.Encode(m.version, protocol.ReplyOK(req.Frame, resp))}
 	if old != nil {
-		r.send(m, reply, protocol.Close(old.joinRef, r.topic), state)
-	} else {
-		r.send(m, reply, state)
+		frames = append(frames, protocol.Encode(m.version, protocol.Close(old.joinRef, r.topic)))
 	}
+	r.sendEncoded(m, append(frames, state)...)
 	r.log.Debug("member joined", "user_id", m.user, "join_ref", m.joinRef, "members", r.count)
 	return m, nil
 }
@@ -149,11 +157,11 @@ func (r *Room) remove(m *Member) {
 	if m.index < 0 {
 		return
 	}
-	ms := r.members[m.version]
+	ms := r.members[m.format]
 	last := ms[len(ms)-1]
 	ms[m.index], last.index = last, m.index
 	ms[len(ms)-1] = nil
-	r.members[m.version] = ms[:len(ms)-1]
+	r.members[m.format] = ms[:len(ms)-1]
 	m.index = -1
 	r.count--
 	r.m.Members.Set(float64(r.count))

@@ -112,13 +112,14 @@ type Room struct {
 	ticker     *time.Ticker
 	maxClients int
 	maxEntity  int
-	members    [3][]*Member // by protocol version, so each flush encodes once per version
+	members    [numFormats][]*Member // by format, so each flush encodes once per format
 	count      int
 	users      map[string]int // memberships per user
 	// departed holds the last components of users who left since the last flush: the store
 	// keeps them so a user who comes back (a page refresh) resumes where they were.
 	departed    map[string]entity.Components
 	stateBody   []byte    // entities_state payload; nil when the last flush changed the state
+	stateBin    []byte    // the same in the compact encoding
 	storeBehind bool      // a commit failed: the store misses changes the room has
 	lastFlush   time.Time // when the last non-empty diff went out
 	dead        []*Member
@@ -131,7 +132,8 @@ type Member struct {
 	conn    Sender
 	version protocol.Version
 	joinRef protocol.Ref
-	index   int  // in room.members[version]; -1 once gone. Loop-owned.
+	format  format
+	index   int  // in room.members[format]; -1 once gone. Loop-owned.
 	held    bool // frames are held for it and no frame has been sent since. Loop-owned.
 }
 
@@ -251,9 +253,9 @@ drain:
 		}
 	}
 	r.tick() // the members get the pending batch, and held replies
-	for _, v := range protocol.Versions {
-		for len(r.members[v]) > 0 {
-			r.remove(r.members[v][len(r.members[v])-1])
+	for f := range r.members {
+		for len(r.members[f]) > 0 {
+			r.remove(r.members[f][len(r.members[f])-1])
 		}
 	}
 	r.flush() // with no one left, the departures go to the store only

@@ -336,6 +336,12 @@ func (sock *socket) joinRoom(f protocol.Frame) {
 		return
 	}
 	delete(payload, event.UserIDKey)
+	enc, err := joinEncoding(payload, sock.v)
+	if err != nil {
+		sock.reply(protocol.ReplyError(f, err.Error()))
+		return
+	}
+	delete(payload, encodingKey)
 	old := sock.channel(f.Topic)
 	var replaces *room.Member
 	if old != nil {
@@ -343,7 +349,7 @@ func (sock *socket) joinRoom(f protocol.Frame) {
 	}
 	m, err := sock.srv.room.Join(sock.ctx, room.JoinRequest{
 		Conn: sock.out, Version: sock.v, Frame: f, UserID: user,
-		Components: entity.Components(payload), Replaces: replaces,
+		Components: entity.Components(payload), Replaces: replaces, Encoding: enc,
 	})
 	switch {
 	case err == nil:
@@ -354,6 +360,23 @@ func (sock *socket) joinRoom(f protocol.Frame) {
 	default:
 		sock.reply(protocol.ReplyError(f, reasonShutdown))
 	}
+}
+
+// encodingKey is the join payload's field choosing how the member gets entities_state and
+// entities_diff (see room.Encoding); it is not a component.
+const encodingKey = "encoding"
+
+// joinEncoding returns the encoding a join payload asks for.
+func joinEncoding(payload map[string]json.RawMessage, v protocol.Version) (room.Encoding, error) {
+	raw, ok := payload[encodingKey]
+	if !ok {
+		return room.EncodingJSON, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("encoding must be a string, not %s", raw)
+	}
+	return room.ParseEncoding(s, v)
 }
 
 // userID settles who a member acts as: the join token's subject (a join payload naming
@@ -516,7 +539,11 @@ func (sock *socket) writeFrame(e protocol.Encoded) error {
 		sock.conn.EnableWriteCompression(true)
 		defer sock.conn.EnableWriteCompression(false)
 	}
-	err := sock.conn.WriteMessage(websocket.TextMessage, sock.wbuf)
+	typ := websocket.TextMessage
+	if e.Binary {
+		typ = websocket.BinaryMessage
+	}
+	err := sock.conn.WriteMessage(typ, sock.wbuf)
 	if cap(sock.wbuf) > 1<<20 {
 		sock.wbuf = nil // one huge entities_state must not pin a megabyte per socket
 	}

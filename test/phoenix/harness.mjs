@@ -9,6 +9,7 @@ import path from "node:path";
 const require = createRequire(import.meta.url);
 export const WebSocket = require("ws");
 export const clients = { "1.8": require("phoenix"), "1.7": require("phoenix17") };
+import { decodeDiff, decodeState } from "../../clients/js/xrooms-compact.mjs";
 
 
 export function freePort() {
@@ -82,8 +83,10 @@ export async function startServer({ room = "lobby", port, dataDir, syncInterval 
 
 // Member is one official phoenix client joined to a room, mirroring the room's entities the
 // way a front end does: entities_state replaces, entities_diff applies creates, updates, deletes.
+// With compact, the member joins with {encoding: "compact"} and decodes the binary payloads
+// with the repo's decoder, as a front end that opts in does; binaryPayloads counts them.
 export class Member {
-  constructor(version, url, { params = {}, joinPayload = {}, room = "lobby", heartbeatIntervalMs = 30000 } = {}) {
+  constructor(version, url, { params = {}, joinPayload = {}, room = "lobby", heartbeatIntervalMs = 30000, compact = false } = {}) {
     const { Socket } = clients[version];
     this.socket = new Socket(url, { transport: WebSocket, params, heartbeatIntervalMs, reconnectAfterMs: () => 50, rejoinAfterMs: () => 100, logger: () => {} });
     this.entities = {};
@@ -97,12 +100,24 @@ export class Member {
     });
     this.socket.onClose((e) => this.closes.push(e.code));
     this.socket.connect();
-    this.channel = this.socket.channel(`room:${room}`, joinPayload);
-    this.channel.on("entities_state", (s) => {
+    this.channel = this.socket.channel(`room:${room}`, compact ? { ...joinPayload, encoding: "compact" } : joinPayload);
+    this.binaryPayloads = 0;
+    const decoded = (decode) => (p) => {
+      if (p instanceof ArrayBuffer) {
+        this.binaryPayloads++;
+        return decode(p);
+      }
+      return p;
+    };
+    const state = decoded(decodeState);
+    const diff = decoded(decodeDiff);
+    this.channel.on("entities_state", (p) => {
+      const s = state(p);
       this.entities = structuredClone(s);
       this.states++;
     });
-    this.channel.on("entities_diff", (d) => {
+    this.channel.on("entities_diff", (p) => {
+      const d = diff(p);
       this.diffs.push(d);
       this.diffAt.push(performance.now());
       for (const [id, c] of Object.entries(d.creates)) this.entities[id] = structuredClone(c);

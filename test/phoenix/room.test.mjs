@@ -76,6 +76,41 @@ for (const version of ["1.8", "1.7"]) {
     assert.ok(bob.diffs.some((d) => "alice" in d.deletes), "the leave came as a delete");
   });
 
+  test(`phoenix ${version}: compact members decode binary diffs to what JSON members see, all deflated`, async (t) => {
+    const server = await startServer({ initialEntities: scene, syncInterval: "20ms" });
+    const json = new Member(version, server.url, { params: { user_id: "json" } });
+    const bin = new Member(version, server.url, { params: { user_id: "bin" }, compact: true });
+    t.after(async () => {
+      await json.disconnect();
+      await bin.disconnect();
+      await server.stop();
+    });
+    await json.join();
+    await bin.join();
+    // ws offers permessage-deflate, as browsers do, and the server takes it.
+    assert.match(json.socket.conn.extensions, /permessage-deflate/);
+    await waitFor(() => bin.states >= 1, "compact entities_state");
+    assert.deepEqual(bin.entities.box1, scene.box1);
+
+    // Moves with awkward numbers, a string with escapes, a nested object, then a leave.
+    const moves = [
+      { position: [0.1, -2.5, 1e-7], rotation: [0, 0.7071, 0, 0.7071] },
+      { position: [123456789.123, 2 ** 53, -0], label: 'a "quoted" ünïcode ✓ \n', pose: { hand: [1, 2], ok: true, none: null } },
+    ];
+    for (const m of moves) await json.push("i_moved", m);
+    await bin.push("i_moved", { position: [3, 2, 1] });
+    await json.push("user_picked_up", { target_id: "box1", hand: "left" });
+    await waitFor(() => bin.entities.box1?.parent === "json:left" && bin.entities.json?.label && json.entities.bin?.position?.[0] === 3, "the changes at both");
+    await sleep(100); // a few more flushes: nothing more is pending
+    assert.deepEqual(bin.entities, json.entities);
+    assert.ok(bin.binaryPayloads >= 3, `binary payloads: ${bin.binaryPayloads}`);
+    assert.equal(json.binaryPayloads, 0);
+    assert.ok(bin.diffs.length > 0);
+
+    await json.leave();
+    await waitFor(() => !("json" in bin.entities), "json's entity deleted at the compact member");
+  });
+
   test(`phoenix ${version}: a member with no user_id gets one from the server`, async (t) => {
     const server = await startServer();
     const m = new Member(version, server.url);
