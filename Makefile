@@ -48,12 +48,20 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: envtest node-deps helm ## Run all tests: unit, envtest (real kube-apiserver + etcd), phoenix JS client, Helm chart.
+test: envtest node-deps bench-deps helm ## Run all tests: unit, envtest (real kube-apiserver + etcd), phoenix JS client, Colyseus peer benchmark, Helm chart.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: soak
 soak: ## Soak the real room server: 500 members at 20 Hz for 60 s (CLIENTS, RATE, DURATION); prints RSS, goroutines, errors. Not part of make test.
 	hack/soak.sh
+
+BENCH_CLIENTS ?= 100,300,500
+BENCH_DURATION ?= 10s
+.PHONY: bench
+bench: bench-deps ## Same load against xrooms and Colyseus 0.18 (bench/colyseus), servers on CPU 0, load on CPU 1 (BENCH_CLIENTS, BENCH_DURATION).
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/roomserver ./cmd/roomserver
+	go build -trimpath -o $(LOCALBIN)/roomload ./cmd/roomload
+	$(LOCALBIN)/roomload compare --clients $(BENCH_CLIENTS) --duration $(BENCH_DURATION) --rate 20 --server-bin $(LOCALBIN)/roomserver --peer-dir bench/colyseus
 
 ##@ Build
 
@@ -111,6 +119,12 @@ helm-lint: helm ## Lint the Helm chart.
 node-deps: test/phoenix/node_modules ## Install the pinned phoenix and ws npm packages for the client tests.
 test/phoenix/node_modules: test/phoenix/package-lock.json
 	npm ci --prefix test/phoenix --no-audit --no-fund
+	@touch $@
+
+.PHONY: bench-deps
+bench-deps: bench/colyseus/node_modules ## Install the pinned Colyseus 0.18 server and SDK for make bench.
+bench/colyseus/node_modules: bench/colyseus/package-lock.json
+	npm ci --prefix bench/colyseus --no-audit --no-fund
 	@touch $@
 
 .PHONY: envtest

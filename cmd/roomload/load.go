@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/xrooms/xrooms/roomserver/compact"
 )
 
 type config struct {
@@ -32,6 +34,9 @@ type config struct {
 	// NoCompression stops clients offering permessage-deflate, which browsers and the ws
 	// library offer by default.
 	NoCompression bool
+	// Encoding is the join's encoding: "" or "json", or "compact" (binary diffs, package
+	// compact).
+	Encoding string
 }
 
 // result is the one JSON line roomload prints.
@@ -88,7 +93,7 @@ func run(ctx context.Context, cfg config) (result, error) {
 		q.Set("user_id", fmt.Sprintf("load-%05d", i))
 		cu := *u
 		cu.RawQuery = q.Encode()
-		clients[i] = &client{id: fmt.Sprintf("load-%05d", i), url: cu.String(), topic: "room:" + cfg.Room, measure: i < cfg.Measure, c: &c}
+		clients[i] = &client{id: fmt.Sprintf("load-%05d", i), url: cu.String(), topic: "room:" + cfg.Room, encoding: cfg.Encoding, measure: i < cfg.Measure, c: &c}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(cl *client) {
@@ -184,6 +189,7 @@ func round(f float64) float64    { return math.Round(f*100) / 100 }
 // client is one load client: a socket joined to the room.
 type client struct {
 	id, url, topic string
+	encoding       string
 	measure        bool
 	c              *counters
 	conn           *websocket.Conn
@@ -209,6 +215,9 @@ func (cl *client) connect(ctx context.Context, dialer *websocket.Dialer) error {
 		defer conn.SetReadDeadline(time.Time{})
 	}
 	join := fmt.Sprintf(`["1","1",%q,"phx_join",{}]`, cl.topic)
+	if cl.encoding != "" {
+		join = fmt.Sprintf(`["1","1",%q,"phx_join",{"encoding":%q}]`, cl.topic, cl.encoding)
+	}
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
 		conn.Close()
 		return fmt.Errorf("failed to send join: %w", err)
@@ -320,8 +329,17 @@ func (cl *client) push(ctx context.Context, offset, interval time.Duration) {
 	}
 }
 
-// diffMarker is how a diff frame starts, as the room server encodes it for V2.
+// diffMarker is how a JSON diff frame starts, as the room server encodes it for V2.
 var diffMarker = []byte(`"entities_diff"`)
+
+// isDiff tells a diff from other frames by the frame's start: a binary broadcast (the
+// compact encoding's diffs; its entities_state is a binary push), or a JSON entities_diff.
+func isDiff(typ int, head []byte) bool {
+	if typ == websocket.BinaryMessage {
+		return len(head) > 0 && head[0] == 2
+	}
+	return bytes.Contains(head, diffMarker)
+}
 
 func (cl *client) read(ctx context.Context) {
 	key := []byte(strconv.Quote(cl.id) + ":")
@@ -330,7 +348,7 @@ func (cl *client) read(ctx context.Context) {
 	var buf bytes.Buffer
 	head := make([]byte, 64)
 	for {
-		_, r, err := cl.conn.NextReader()
+		typ, r, err := cl.conn.NextReader()
 		var n int
 		if err == nil {
 			// A frame's start tells a diff from the rest. Clients that do not measure stop
@@ -340,7 +358,8 @@ func (cl *client) read(ctx context.Context) {
 				err = nil
 			}
 		}
-		if err == nil && (cl.measure || !bytes.Contains(head[:n], diffMarker)) {
+		diff := err == nil && isDiff(typ, head[:n])
+		if err == nil && (cl.measure || !diff) {
 			buf.Reset()
 			buf.Write(head[:n])
 			_, err = buf.ReadFrom(r)
@@ -353,8 +372,8 @@ func (cl *client) read(ctx context.Context) {
 		}
 		now := time.Now()
 		cl.c.received.Add(1)
-		if !bytes.Contains(head[:n], diffMarker) {
-			if bytes.Contains(buf.Bytes(), []byte(`"status":"error"`)) {
+		if !diff {
+			if typ == websocket.TextMessage && bytes.Contains(buf.Bytes(), []byte(`"status":"error"`)) {
 				cl.c.fail(fmt.Errorf("error reply: %s", buf.Bytes()))
 			}
 			continue
@@ -363,23 +382,57 @@ func (cl *client) read(ctx context.Context) {
 		if !cl.measure {
 			continue
 		}
-		msg := buf.Bytes()
-		i := bytes.Index(msg, key)
-		if i < 0 {
-			continue
+		var seq int
+		var ok bool
+		if typ == websocket.BinaryMessage {
+			seq, ok = compactSeq(buf.Bytes(), cl.id)
+		} else {
+			seq, ok = jsonSeq(buf.Bytes(), key)
 		}
-		var v struct {
-			Seq *int `json:"seq"`
-		}
-		if err := json.NewDecoder(bytes.NewReader(msg[i+len(key):])).Decode(&v); err != nil || v.Seq == nil {
+		if !ok {
 			continue
 		}
 		cl.mu.Lock()
-		for ; cl.answered <= *v.Seq && cl.answered < len(cl.sentAt); cl.answered++ {
+		for ; cl.answered <= seq && cl.answered < len(cl.sentAt); cl.answered++ {
 			cl.latencies = append(cl.latencies, now.Sub(cl.sentAt[cl.answered]))
 		}
 		cl.mu.Unlock()
 	}
+}
+
+// jsonSeq finds the seq of the entity whose quoted id and colon are key in a JSON diff.
+func jsonSeq(msg, key []byte) (int, bool) {
+	i := bytes.Index(msg, key)
+	if i < 0 {
+		return 0, false
+	}
+	var v struct {
+		Seq *int `json:"seq"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(msg[i+len(key):])).Decode(&v); err != nil || v.Seq == nil {
+		return 0, false
+	}
+	return *v.Seq, true
+}
+
+// compactSeq finds id's seq in a compact diff's binary broadcast frame.
+func compactSeq(frame []byte, id string) (int, bool) {
+	if len(frame) < 3 || len(frame) < 3+int(frame[1])+int(frame[2]) {
+		return 0, false
+	}
+	d, err := compact.Decode(frame[3+int(frame[1])+int(frame[2]):])
+	if err != nil {
+		return 0, false
+	}
+	m, _ := d.(map[string]any)
+	for _, section := range []string{"creates", "updates"} {
+		entities, _ := m[section].(map[string]any)
+		comps, _ := entities[id].(map[string]any)
+		if seq, ok := comps["seq"].(float64); ok {
+			return int(seq), true
+		}
+	}
+	return 0, false
 }
 
 // walker moves a client the way a person in a room moves: a random walk on the floor and a

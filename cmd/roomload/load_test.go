@@ -36,6 +36,22 @@ func TestLoadAgainstRoomServer(t *testing.T) {
 	}
 }
 
+// Compact clients get binary diffs; the measuring ones decode them to find their moves.
+func TestLoadWithCompactEncoding(t *testing.T) {
+	url := startServer(t, server.Config{Room: "lobby", SyncInterval: 50 * time.Millisecond})
+	res, err := run(context.Background(), config{
+		URL: url, Room: "lobby", Encoding: "compact",
+		Clients: 10, Rate: 20, Duration: time.Second, Measure: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Errors != 0 || res.DiffsPerS < 100 || res.LatencySamples < 20 || res.P99Ms <= 0 {
+		t.Fatalf("compact load: %+v", res)
+	}
+}
+
 func TestRunRejectsBadConfig(t *testing.T) {
 	if _, err := run(context.Background(), config{URL: "ws://127.0.0.1:1/socket", Clients: 0, Rate: 1, Duration: time.Second}); err == nil {
 		t.Fatal("want an error for zero clients")

@@ -7,11 +7,15 @@
 // Latency is measured from a client's own move to the first entities_diff that carries it
 // (each move carries a sequence number; a diff carrying seq n answers every move up to n).
 // With --pid it also samples that process's CPU and RSS from /proc while the load runs.
+//
+// `roomload compare` runs the same workload against xrooms and a Colyseus peer
+// (bench/colyseus) and prints them side by side; see compare.go and `make bench`.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,6 +24,15 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "compare" {
+		if err := compareMain(os.Args[2:]); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(os.Stderr, "roomload compare:", err)
+			}
+			os.Exit(1)
+		}
+		return
+	}
 	var cfg config
 	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:4000/socket", "room server socket endpoint (as given to the phoenix client)")
 	flag.StringVar(&cfg.Room, "room", "lobby", "room name (topic room:<room>)")
@@ -27,6 +40,8 @@ func main() {
 	flag.Float64Var(&cfg.Rate, "rate", 20, "i_moved pushes per second per client")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long the clients push after all have joined")
 	flag.IntVar(&cfg.Measure, "measure", 50, "how many clients decode diffs to measure latency (0: all)")
+	flag.StringVar(&cfg.Encoding, "encoding", "json", `how clients get diffs: "json" (text frames) or "compact" (binary frames, decoded by the measuring clients)`)
+	flag.BoolVar(&cfg.NoCompression, "no-compression", false, "do not offer permessage-deflate (browsers and the ws library offer it)")
 	flag.IntVar(&cfg.PID, "pid", 0, "room server process id to sample CPU and RSS from /proc (0: none)")
 	flag.Parse()
 
