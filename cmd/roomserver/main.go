@@ -50,6 +50,8 @@ type options struct {
 	maxClients                                        int
 	origins, logFormat, logLevel                      string
 	authSecretFile                                    string
+	compression                                       bool
+	pprofListen                                       string
 	limits                                            limits
 }
 
@@ -81,6 +83,10 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.StringVar(&o.authSecretFile, "auth-secret-file", "",
 		"file holding the HMAC secret of join tokens (or set "+envAuthSecret+" itself to the secret); "+
 			"unset: the room is open, anyone may join")
+	fs.BoolVar(&o.compression, "compression", true,
+		"permessage-deflate for clients that offer it (browsers do): each diff is compressed once per flush for all of them")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "",
+		"address serving Go's profiler at /debug/pprof/ (e.g. 127.0.0.1:6060; empty: off). Keep it off public networks")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -180,6 +186,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg := server.Config{
 		Room: o.room, Namespace: o.namespace, SyncInterval: o.syncInterval, MaxClients: o.maxClients,
 		Store: st, InitialEntities: initial, Logger: log, OriginPatterns: origins, AuthSecret: secret,
+		DisableCompression: !o.compression,
 	}
 	o.limits.apply(&cfg)
 	srv, err := server.New(cfg)
@@ -192,6 +199,11 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if o.pprofListen != "" {
+		if _, err := servePprof(ctx, o.pprofListen, log); err != nil {
+			return err
+		}
+	}
 	linked := linkToRoom(ctx, srv.Room(), o, secret == nil, log)
 	err = srv.Serve(ctx, ln)
 	<-linked

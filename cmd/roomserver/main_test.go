@@ -97,3 +97,17 @@ func TestInitialEntities(t *testing.T) {
 		}
 	}
 }
+
+func TestCompressionAndProfilerSettings(t *testing.T) {
+	o, err := parse([]string{"--room", "a"}, env(nil), &bytes.Buffer{})
+	if err != nil || !o.compression || o.pprofListen != "" {
+		t.Fatalf("defaults: compression %v, pprof %q, %v", o.compression, o.pprofListen, err)
+	}
+	o, err = parse([]string{"--room", "a"}, env(map[string]string{"XROOMS_COMPRESSION": "false", "XROOMS_PPROF_LISTEN": "127.0.0.1:0"}), &bytes.Buffer{})
+	if err != nil || o.compression || o.pprofListen != "127.0.0.1:0" {
+		t.Fatalf("from the environment: compression %v, pprof %q, %v", o.compression, o.pprofListen, err)
+	}
+	if _, err := parse([]string{"--room", "a", "--compression=maybe"}, env(nil), &bytes.Buffer{}); err == nil {
+		t.Fatal("--compression=maybe accepted")
+	}
+}

@@ -5,6 +5,6 @@
 // It acts only as the pod's own ServiceAccount, whose Role allows reading this one Room and
 // patching its status (resourceNames). Status goes through server-side apply under its own
 // field manager, so the operator's fields and the server's never fight. Outside a cluster
-// (no in-cluster config and no KUBECONFIG) Connect returns ErrStandalone and the server runs
+// (no in-cluster config and no KUBECONFIG) Config returns ErrStandalone and the server runs
 // on its own.
 package kube

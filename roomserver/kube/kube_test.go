@@ -2,8 +2,12 @@ package kube
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,9 +15,11 @@ import (
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -22,29 +28,76 @@ import (
 	"github.com/xrooms/xrooms/roomserver/rules"
 )
 
-// startAPIServer runs envtest's kube-apiserver and etcd with the Room CRD and returns a client.
-func startAPIServer(t *testing.T) client.WithWatch {
+// apiServer is envtest's kube-apiserver and etcd with the Room CRD, shared by this package's
+// tests (each starting its own would cost ~10s); TestMain stops it.
+var apiServer struct {
+	once sync.Once
+	env  *envtest.Environment
+	cfg  *rest.Config
+	c    client.Client
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if apiServer.env != nil {
+		_ = apiServer.env.Stop()
+	}
+	os.Exit(code)
+}
+
+// startAPIServer returns the shared API server's config and a controller-runtime client for
+// the tests' own setup; the code under test uses this package's Client.
+func startAPIServer(t *testing.T) (*rest.Config, client.Client) {
 	t.Helper()
-	ctrllog.SetLogger(logr.Discard())
-	assets, err := envtestbin.Dir(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
+	apiServer.once.Do(func() {
+		ctrllog.SetLogger(logr.Discard())
+		assets, err := envtestbin.Dir(filepath.Join("..", ".."))
+		if err != nil {
+			apiServer.err = err
+			return
+		}
+		apiServer.env = &envtest.Environment{
+			CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+			ErrorIfCRDPathMissing: true,
+			BinaryAssetsDirectory: assets,
+		}
+		if apiServer.cfg, apiServer.err = apiServer.env.Start(); apiServer.err != nil {
+			return
+		}
+		scheme := runtime.NewScheme()
+		if apiServer.err = xroomsv1alpha1.AddToScheme(scheme); apiServer.err != nil {
+			return
+		}
+		apiServer.c, apiServer.err = client.New(apiServer.cfg, client.Options{Scheme: scheme})
+	})
+	if apiServer.err != nil {
+		t.Fatal(apiServer.err)
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	return apiServer.cfg, apiServer.c
+}
+
+func newClient(t *testing.T, cfg *rest.Config) *Client {
+	t.Helper()
 	c, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// countingTransport counts the requests that match.
+type countingTransport struct {
+	next  http.RoundTripper
+	match func(*http.Request) bool
+	n     *atomic.Int32
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.match(req) {
+		t.n.Add(1)
+	}
+	return t.next.RoundTrip(req)
 }
 
 func createRoom(t *testing.T, c client.Client, name string) *xroomsv1alpha1.Room {
@@ -57,22 +110,24 @@ func createRoom(t *testing.T, c client.Client, name string) *xroomsv1alpha1.Room
 }
 
 func TestReporterAndWatcher(t *testing.T) {
-	c := startAPIServer(t)
+	cfg, c := startAPIServer(t)
 	ctx := context.Background()
 
 	t.Run("the reporter writes the server's fields, throttled, and nothing while nothing changes", func(t *testing.T) {
 		createRoom(t, c, "reported")
 		var applies atomic.Int32
-		counting := interceptor.NewClient(c, interceptor.Funcs{
-			SubResourceApply: func(ctx context.Context, cl client.Client, sub string, obj runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error {
-				applies.Add(1)
-				return cl.SubResource(sub).Apply(ctx, obj, opts...)
-			},
-		})
+		counted := rest.CopyConfig(cfg)
+		counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+			return countingTransport{next: rt, n: &applies, match: func(req *http.Request) bool {
+				return req.Method == http.MethodPatch && strings.HasSuffix(req.URL.Path, "/rooms/reported/status") &&
+					req.Header.Get("Content-Type") == string(types.ApplyPatchType) &&
+					req.URL.Query().Get("fieldManager") == FieldManager && req.URL.Query().Get("force") == "true"
+			}}
+		}
 		var mu sync.Mutex
 		stats := Stats{Clients: 2, Entities: 5, SyncInterval: 100 * time.Millisecond, LastSync: time.Now()}
 		busy := true
-		rep := &Reporter{Client: counting, Namespace: "default", Name: "reported", Interval: 200 * time.Millisecond, Open: true,
+		rep := &Reporter{Client: newClient(t, counted), Namespace: "default", Name: "reported", Interval: 200 * time.Millisecond, Open: true,
 			Stats: func(context.Context) (Stats, error) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -135,7 +190,7 @@ func TestReporterAndWatcher(t *testing.T) {
 	t.Run("the watcher applies live config at start and on every change", func(t *testing.T) {
 		room := createRoom(t, c, "watched")
 		got := make(chan LiveConfig, 8)
-		w := &Watcher{Client: c, Namespace: "default", Name: "watched", Apply: func(_ context.Context, lc LiveConfig) error {
+		w := &Watcher{Client: newClient(t, cfg), Namespace: "default", Name: "watched", Apply: func(_ context.Context, lc LiveConfig) error {
 			got <- lc
 			return nil
 		}}
@@ -187,6 +242,111 @@ func TestReporterAndWatcher(t *testing.T) {
 			Mutations: []rules.MutationDecl{{Op: "update", Target: "payload.door_id", Components: map[string]string{"open": "true"}}}}}})
 	})
 }
+
+func TestReporterTakesOverItsFields(t *testing.T) {
+	cfg, c := startAPIServer(t)
+	ctx := context.Background()
+	createRoom(t, c, "contested")
+	// Someone else applied status.clients first: without force, the server's apply would conflict.
+	other := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": xroomsv1alpha1.GroupVersion.String(), "kind": "Room",
+		"metadata": map[string]any{"name": "contested", "namespace": "default"},
+		"status":   map[string]any{"clients": int64(99)},
+	}}
+	if err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(other), client.FieldOwner("someone-else")); err != nil {
+		t.Fatal(err)
+	}
+	rep := &Reporter{Client: newClient(t, cfg), Namespace: "default", Name: "contested",
+		Stats: func(context.Context) (Stats, error) { return Stats{Clients: 3, SyncInterval: time.Second}, nil }}
+	if err := rep.apply(ctx, Stats{Clients: 3, SyncInterval: time.Second}, true, metav1.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var room xroomsv1alpha1.Room
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "contested"}, &room); err != nil {
+		t.Fatal(err)
+	}
+	if room.Status.Clients == nil || *room.Status.Clients != 3 {
+		t.Errorf("clients %v, want 3", room.Status.Clients)
+	}
+}
+
+func TestWatcherRelistsAfterABreak(t *testing.T) {
+	cfg, c := startAPIServer(t)
+	ctx := context.Background()
+	var lists atomic.Int32
+	watches := make(chan io.Closer, 8)
+	wcfg := rest.CopyConfig(cfg)
+	wcfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.URL.Query().Get("fieldSelector") != "metadata.name=later" {
+				t.Errorf("request without the field selector the Role needs: %s", req.URL)
+			}
+			resp, err := rt.RoundTrip(req)
+			if err == nil && req.URL.Query().Get("watch") == "true" {
+				watches <- resp.Body
+			} else if err == nil {
+				lists.Add(1)
+			}
+			return resp, err
+		})
+	}
+	got := make(chan LiveConfig, 8)
+	w := &Watcher{Client: newClient(t, wcfg), Namespace: "default", Name: "later", Apply: func(_ context.Context, lc LiveConfig) error {
+		got <- lc
+		return nil
+	}}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go w.Run(wctx)
+	expect := func(want LiveConfig) {
+		t.Helper()
+		select {
+		case lc := <-got:
+			if !reflect.DeepEqual(lc, want) {
+				t.Fatalf("applied %+v, want %+v", lc, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("nothing applied, want %+v", want)
+		}
+	}
+	nextWatch := func() io.Closer {
+		t.Helper()
+		select {
+		case b := <-watches:
+			return b
+		case <-time.After(10 * time.Second):
+			t.Fatal("no watch")
+			return nil
+		}
+	}
+
+	// The Room does not exist yet: nothing to apply until it is created.
+	body := nextWatch()
+	room := createRoom(t, c, "later")
+	expect(LiveConfig{SyncInterval: 200 * time.Millisecond})
+
+	// The watch breaks: the watcher lists again, watches again, and hands on only what changed.
+	_ = body.Close()
+	nextWatch()
+	if n := lists.Load(); n != 2 {
+		t.Errorf("%d lists, want 2", n)
+	}
+	select {
+	case lc := <-got:
+		t.Fatalf("applied %+v again after re-listing an unchanged room", lc)
+	case <-time.After(300 * time.Millisecond):
+	}
+	patch := client.MergeFrom(room.DeepCopy())
+	room.Spec.SyncInterval = metav1.Duration{Duration: 50 * time.Millisecond}
+	if err := c.Patch(ctx, room, patch); err != nil {
+		t.Fatal(err)
+	}
+	expect(LiveConfig{SyncInterval: 50 * time.Millisecond})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 	for i := range conds {

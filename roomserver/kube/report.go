@@ -2,12 +2,12 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/apimachinery/pkg/types"
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
 )
@@ -26,7 +26,7 @@ type Stats struct {
 
 // Reporter writes a room's Stats to its Room's status.
 type Reporter struct {
-	Client    client.Client
+	Client    *Client
 	Namespace string
 	Name      string
 	// Stats reads the room's current figures.
@@ -104,11 +104,19 @@ func (r *Reporter) apply(ctx context.Context, s Stats, serving bool, since metav
 	if !s.LastSync.IsZero() {
 		status["lastSyncTime"] = s.LastSync.UTC().Format(time.RFC3339)
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
+	body, err := json.Marshal(map[string]any{
 		"apiVersion": xroomsv1alpha1.GroupVersion.String(),
 		"kind":       "Room",
 		"metadata":   map[string]any{"name": r.Name, "namespace": r.Namespace},
 		"status":     status,
-	}}
-	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	})
+	if err != nil {
+		return err
+	}
+	// An apply patch on the status subresource; force takes over any of these fields another
+	// manager (a previous server, a person) set, as they are the server's to say.
+	return r.Client.rest.Patch(types.ApplyPatchType).
+		Namespace(r.Namespace).Resource(resource).Name(r.Name).SubResource("status").
+		Param("fieldManager", FieldManager).Param("force", "true").
+		Body(body).Do(ctx).Error()
 }

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	xroomsv1alpha1 "github.com/xrooms/xrooms/api/v1alpha1"
 	"github.com/xrooms/xrooms/roomserver/rules"
@@ -37,7 +36,7 @@ func LiveConfigOf(room *xroomsv1alpha1.Room) LiveConfig {
 
 // Watcher follows one Room and hands each new LiveConfig to Apply.
 type Watcher struct {
-	Client    client.WithWatch
+	Client    *Client
 	Namespace string
 	Name      string
 	// Apply is called with the Room's live config whenever it differs from the last one
@@ -71,16 +70,21 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) watchOnce(ctx context.Context, applied **LiveConfig) error {
 	// The pod's Role names this one Room, which allows list and watch only with a field
 	// selector on its name.
-	sel := client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("metadata.name", w.Name)}
+	sel := fields.OneTermEqualSelector("metadata.name", w.Name).String()
 	var list xroomsv1alpha1.RoomList
-	if err := w.Client.List(ctx, &list, client.InNamespace(w.Namespace), sel); err != nil {
+	err := w.Client.rest.Get().Namespace(w.Namespace).Resource(resource).
+		VersionedParams(&metav1.ListOptions{FieldSelector: sel}, w.Client.params).
+		Do(ctx).Into(&list)
+	if err != nil {
 		return fmt.Errorf("failed to list room: %w", err)
 	}
 	for i := range list.Items {
 		w.offer(ctx, &list.Items[i], applied)
 	}
-	wi, err := w.Client.Watch(ctx, &xroomsv1alpha1.RoomList{}, client.InNamespace(w.Namespace), sel,
-		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+	// Watch from the list's version, so no change between the two is missed.
+	wi, err := w.Client.rest.Get().Namespace(w.Namespace).Resource(resource).
+		VersionedParams(&metav1.ListOptions{FieldSelector: sel, ResourceVersion: list.ResourceVersion, Watch: true}, w.Client.params).
+		Watch(ctx)
 	if err != nil {
 		return fmt.Errorf("failed to watch room: %w", err)
 	}
