@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -109,6 +110,11 @@ func compare(ctx context.Context, cfg compareConfig, out io.Writer) ([]compariso
 	if _, err := os.Stat(filepath.Join(cfg.PeerDir, "node_modules", "@colyseus", "core")); err != nil {
 		return nil, fmt.Errorf("the Colyseus peer is not installed in %s (run make bench-deps): %w", cfg.PeerDir, err)
 	}
+	idle, err := measureIdle(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("idle xrooms room server: %w", err)
+	}
+	fmt.Fprintf(out, "{\"xrooms_idle\":{\"start_to_ready_ms\":%.1f,\"rss_mb\":%.1f}}\n", idle.readyMs, idle.rssMB)
 	var rows []comparison
 	for _, n := range cfg.Clients {
 		fmt.Fprintf(cfg.Log, "compare: %d clients: xrooms\n", n)
@@ -175,6 +181,42 @@ func runXRooms(ctx context.Context, cfg compareConfig, n int, encoding string) (
 		return result{}, fmt.Errorf("load: %w", err)
 	}
 	return decodeResult(stdout.Bytes())
+}
+
+// idleFigures are an idle room server's: how long from exec until /readyz answers 200, and
+// its RSS a second later.
+type idleFigures struct{ readyMs, rssMB float64 }
+
+// measureIdle starts the xrooms room server with no clients (best of three starts, so a busy
+// moment of the machine does not count) and reads its figures.
+func measureIdle(ctx context.Context, cfg compareConfig) (idleFigures, error) {
+	best := idleFigures{readyMs: math.Inf(1)}
+	for range 3 {
+		addr, err := freeAddr()
+		if err != nil {
+			return best, err
+		}
+		start := time.Now()
+		srv, err := startPinned(ctx, 0, "", nil, cfg.ServerBin, "--room", "lobby", "--listen", addr, "--log-level", "error")
+		if err != nil {
+			return best, err
+		}
+		err = waitReadyEvery(ctx, "http://"+addr+"/readyz", srv.exited, time.Millisecond)
+		ready := time.Since(start)
+		if err == nil {
+			time.Sleep(time.Second)
+			var rss uint64
+			if rss, err = procRSS(srv.cmd.Process.Pid); err == nil {
+				best.readyMs = min(best.readyMs, float64(ready.Microseconds())/1000)
+				best.rssMB = max(best.rssMB, float64(rss)/1e6) // the worst RSS: no luck in it
+			}
+		}
+		srv.stop()
+		if err != nil {
+			return best, err
+		}
+	}
+	return best, nil
 }
 
 // runPeer serves the Colyseus room on CPU 0 and runs load.mjs on CPU 1, sampling the node
@@ -338,6 +380,11 @@ func (p *process) stop() {
 }
 
 func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
+	return waitReadyEvery(ctx, url, exited, 50*time.Millisecond)
+}
+
+// waitReadyEvery polls url every period until it answers 200.
+func waitReadyEvery(ctx context.Context, url string, exited <-chan struct{}, period time.Duration) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if resp, err := http.Get(url); err == nil {
@@ -354,7 +401,7 @@ func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 			return errors.New("server exited before it was ready")
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(period):
 		}
 	}
 }

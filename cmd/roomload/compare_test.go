@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -55,8 +56,18 @@ func TestCompareAgainstColyseus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(strings.TrimSpace(out.String()))
-	if len(rows) != 1 || strings.Count(out.String(), "\n") != 1 {
-		t.Fatalf("want one row and one JSON line, got %d rows:\n%s", len(rows), out.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(rows) != 1 || len(lines) != 2 {
+		t.Fatalf("want the idle line and one row, got %d rows:\n%s", len(rows), out.String())
+	}
+	var idle struct {
+		XRoomsIdle struct {
+			ReadyMs float64 `json:"start_to_ready_ms"`
+			RSSMB   float64 `json:"rss_mb"`
+		} `json:"xrooms_idle"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &idle); err != nil || idle.XRoomsIdle.ReadyMs <= 0 || idle.XRoomsIdle.RSSMB <= 0 {
+		t.Fatalf("idle line %s: %v", lines[0], err)
 	}
 	row := rows[0]
 	for _, side := range []struct {
