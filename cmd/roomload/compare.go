@@ -172,10 +172,16 @@ func runXRooms(ctx context.Context, cfg compareConfig, n int, encoding string) (
 	if err := waitReady(ctx, "http://"+addr+"/readyz", srv.exited); err != nil {
 		return result{}, err
 	}
+	// Compact clients that measure decode every entity of every diff, as the peer's do: as
+	// few of them as of the peer's, for the same reason (see peerMeasure).
+	measure := cfg.Measure
+	if encoding == "compact" {
+		measure = peerMeasure(cfg, n)
+	}
 	var stdout bytes.Buffer
 	load := pinned(ctx, 1, cfg.LoadBin, "--url", "ws://"+addr+"/socket", "--room", "lobby",
 		"--clients", strconv.Itoa(n), "--rate", fmt.Sprint(cfg.Rate), "--duration", cfg.Duration.String(),
-		"--measure", strconv.Itoa(cfg.Measure), "--encoding", encoding, "--pid", strconv.Itoa(srv.cmd.Process.Pid))
+		"--measure", strconv.Itoa(measure), "--encoding", encoding, "--pid", strconv.Itoa(srv.cmd.Process.Pid))
 	load.Stdout, load.Stderr = &stdout, cfg.Log
 	if err := load.Run(); err != nil {
 		return result{}, fmt.Errorf("load: %w", err)
@@ -297,7 +303,7 @@ func runPeer(ctx context.Context, cfg compareConfig, n int) (result, error) {
 	return res, err
 }
 
-// peerMeasure is how many Colyseus clients decode state. Each decodes every patch of all N
+// peerMeasure is how many Colyseus clients (and xrooms compact clients) decode state. Each decodes every patch of all N
 // players with the official SDK (about 20*N player updates a second) where an xrooms
 // measuring client only scans each diff for its own id; 50 of them at N=500 saturate the
 // load generator's core, and a saturated generator reads late and reports its own lag as

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 )
 
@@ -43,7 +44,17 @@ func main() {
 	flag.StringVar(&cfg.Encoding, "encoding", "json", `how clients get diffs: "json" (text frames) or "compact" (binary frames, decoded by the measuring clients)`)
 	flag.BoolVar(&cfg.NoCompression, "no-compression", false, "do not offer permessage-deflate (browsers and the ws library offer it)")
 	flag.IntVar(&cfg.PID, "pid", 0, "room server process id to sample CPU and RSS from /proc (0: none)")
+	cpuprofile := flag.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "roomload:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -9,29 +9,61 @@ import (
 )
 
 // corkConn holds back what the WebSocket library writes while corked and sends it in one
-// TCP write on uncork. coder/websocket flushes every message to the network; the writer
-// goroutine corks around each batch so a batch of frames costs one syscall, and frames
+// TCP write on uncork. The WebSocket library flushes every message to the network; the
+// writer goroutine corks around each batch so a batch of frames costs one syscall, and frames
 // queued together (a join reply and its entities_state) travel in one segment.
+//
+// Held bytes are copied, as the library reuses its buffers, except the next write after
+// keepNext, which is kept by reference: a prepared frame shared by every member, whose bytes
+// never change, goes out by writev with no copy per member.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    []byte
+	mu       sync.Mutex
+	corked   bool
+	keep     bool
+	buf      []byte      // copies of held writes
+	from     int         // buf[from:] is not yet in segs
+	segs     net.Buffers // held writes in order, for writev
+	segsBack [4][]byte   // segs' usual room
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.corked {
-		c.buf = append(c.buf, p...)
+	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	if c.keep {
+		c.keep = false
+		c.cut()
+		c.segs = append(c.segs, p)
 		return len(p), nil
 	}
-	return c.Conn.Write(p)
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// cut ends the segment of copied bytes; the lock must be held. Earlier segments stay valid
+// when buf grows: they keep the old array.
+func (c *corkConn) cut() {
+	if len(c.buf) > c.from {
+		c.segs = append(c.segs, c.buf[c.from:])
+		c.from = len(c.buf)
+	}
 }
 
 func (c *corkConn) cork() {
 	c.mu.Lock()
 	c.corked = true
+	c.segs = c.segsBack[:0]
+	c.mu.Unlock()
+}
+
+// keepNext has the next held write kept by reference: its bytes must not change until
+// uncork returns.
+func (c *corkConn) keepNext() {
+	c.mu.Lock()
+	c.keep = true
 	c.mu.Unlock()
 }
 
@@ -39,14 +71,17 @@ func (c *corkConn) cork() {
 func (c *corkConn) uncork(timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = false
-	if len(c.buf) == 0 {
-		return nil
+	c.corked, c.keep = false, false
+	c.cut()
+	var err error
+	if len(c.segs) > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err = c.segs.WriteTo(c.Conn) // one writev
+		c.Conn.SetWriteDeadline(time.Time{})
 	}
-	c.Conn.SetWriteDeadline(time.Now().Add(timeout))
-	_, err := c.Conn.Write(c.buf)
-	c.Conn.SetWriteDeadline(time.Time{})
-	c.buf = c.buf[:0]
+	clear(c.segsBack[:])
+	c.segs = nil
+	c.buf, c.from = c.buf[:0], 0
 	if cap(c.buf) > 1<<20 {
 		c.buf = nil // one large batch must not pin its buffer for the socket's life
 	}

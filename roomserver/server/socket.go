@@ -510,6 +510,9 @@ func (sock *socket) write(batch []protocol.Encoded) error {
 	}
 	sock.cork.cork()
 	for _, e := range batch {
+		if e.Prepared != nil {
+			sock.cork.keepNext() // shared and never changed: no copy
+		}
 		if err := sock.writeFrame(e); err != nil {
 			sock.cork.uncork(timeout)
 			return err
