@@ -207,7 +207,10 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   const clients = [];
   for (let i = 0; i < o.clients; i++) {
-    clients.push(i < o.measure ? new SDKClient(o) : new RawClient(o));
+    // The measuring clients are spread evenly over the join order, as a server fans patches
+    // out in join order and the first joiners alone would see the shortest waits.
+    const measures = Math.floor(i * o.measure / o.clients) !== Math.floor((i + 1) * o.measure / o.clients);
+    clients.push(measures ? new SDKClient(o) : new RawClient(o));
   }
   // Join everyone first, 32 at a time, so the measured window is steady state.
   let next = 0;

@@ -33,3 +33,20 @@ func TestWalkerMoves(t *testing.T) {
 		last = string(b)
 	}
 }
+
+func TestMeasuringClientsAreSpreadOverTheJoinOrder(t *testing.T) {
+	for _, c := range []struct{ n, m int }{{500, 50}, {500, 10}, {7, 3}, {5, 5}, {100, 1}} {
+		var picked []int
+		for i := range c.n {
+			if measures(i, c.n, c.m) {
+				picked = append(picked, i)
+			}
+		}
+		if len(picked) != c.m {
+			t.Fatalf("n=%d m=%d: %d measure", c.n, c.m, len(picked))
+		}
+		if c.m > 1 && picked[len(picked)-1] < c.n-c.n/c.m {
+			t.Fatalf("n=%d m=%d: measuring %v, want them spread to the end", c.n, c.m, picked)
+		}
+	}
+}

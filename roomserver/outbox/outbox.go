@@ -161,6 +161,10 @@ func (q *Queue) Run(ctx context.Context, write func(batch []protocol.Encoded) er
 		if done {
 			return nil
 		}
+		if ctx.Done() == nil { // a socket's writer: a plain receive is cheaper than a select
+			<-q.wake
+			continue
+		}
 		select {
 		case <-q.wake:
 		case <-ctx.Done():

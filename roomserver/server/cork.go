@@ -43,6 +43,19 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetWriteDeadline passes the WebSocket library's per-frame deadline on, except while
+// corked: nothing reaches the network then, and uncork sets the batch's own deadline (a
+// deadline costs a timer update, and a batch has a frame per reply).
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	corked := c.corked
+	c.mu.Unlock()
+	if corked {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
 // cut ends the segment of copied bytes; the lock must be held. Earlier segments stay valid
 // when buf grows: they keep the old array.
 func (c *corkConn) cut() {
