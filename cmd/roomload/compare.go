@@ -34,17 +34,15 @@ import (
 )
 
 type compareConfig struct {
-	Clients  []int
-	Duration time.Duration
-	Rate     float64
-	Measure  int // xrooms clients that measure latency (0: all)
-	// Colyseus clients that decode state to measure latency (0: auto, see peerMeasure).
-	PeerMeasure int
-	ServerBin   string // xrooms room server binary
-	LoadBin     string // roomload binary for the xrooms load (default: this executable)
-	PeerDir     string // bench/colyseus, with node_modules installed
-	Node        string // node binary
-	Log         io.Writer
+	Clients   []int
+	Duration  time.Duration
+	Rate      float64
+	Measure   int    // clients that measure latency on each side (0: see measuring)
+	ServerBin string // xrooms room server binary
+	LoadBin   string // roomload binary for the xrooms load (default: this executable)
+	PeerDir   string // bench/colyseus, with node_modules installed
+	Node      string // node binary
+	Log       io.Writer
 }
 
 // comparison is one client count's line of `roomload compare`.
@@ -56,8 +54,8 @@ type comparison struct {
 	Peer          result  `json:"peer"`
 	CPURatio      float64 `json:"cpu_ratio"`         // xrooms CPU / peer CPU
 	CompactRatio  float64 `json:"compact_cpu_ratio"` // xrooms compact CPU / peer CPU
-	// Colyseus clients that measured latency (xrooms: --measure).
-	PeerMeasure int `json:"peer_measure"`
+	// Measuring is how many clients measured latency on each side.
+	Measuring int `json:"measuring"`
 }
 
 func compareMain(args []string) error {
@@ -66,9 +64,7 @@ func compareMain(args []string) error {
 	clients := fs.String("clients", "100,300,500", "comma-separated client counts")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "load window per run, after all clients have joined")
 	fs.Float64Var(&cfg.Rate, "rate", 20, "moves per second per client")
-	fs.IntVar(&cfg.Measure, "measure", 50, "how many xrooms clients measure latency (0: all)")
-	fs.IntVar(&cfg.PeerMeasure, "peer-measure", 0,
-		"how many Colyseus clients decode state with the official SDK to measure latency (0: --measure, at most 5000/N and at least 5)")
+	fs.IntVar(&cfg.Measure, "measure", 0, "how many clients measure latency on each side (0: 5000/N, at least 5)")
 	fs.StringVar(&cfg.ServerBin, "server-bin", "bin/roomserver", "xrooms room server binary")
 	fs.StringVar(&cfg.LoadBin, "load-bin", "", "roomload binary for the xrooms load (default: this executable)")
 	fs.StringVar(&cfg.PeerDir, "peer-dir", "bench/colyseus", "Colyseus peer directory (npm ci done)")
@@ -132,7 +128,7 @@ func compare(ctx context.Context, cfg compareConfig, out io.Writer) ([]compariso
 		if err != nil {
 			return rows, fmt.Errorf("colyseus at %d clients: %w", n, err)
 		}
-		row := comparison{Clients: n, XRooms: x, XRoomsCompact: xc, Peer: p, PeerMeasure: peerMeasure(cfg, n)}
+		row := comparison{Clients: n, XRooms: x, XRoomsCompact: xc, Peer: p, Measuring: measuring(cfg, n)}
 		for _, side := range []struct {
 			name string
 			r    result
@@ -172,12 +168,7 @@ func runXRooms(ctx context.Context, cfg compareConfig, n int, encoding string) (
 	if err := waitReady(ctx, "http://"+addr+"/readyz", srv.exited); err != nil {
 		return result{}, err
 	}
-	// Compact clients that measure decode every entity of every diff, as the peer's do: as
-	// few of them as of the peer's, for the same reason (see peerMeasure).
-	measure := cfg.Measure
-	if encoding == "compact" {
-		measure = peerMeasure(cfg, n)
-	}
+	measure := measuring(cfg, n)
 	var stdout bytes.Buffer
 	load := pinned(ctx, 1, cfg.LoadBin, "--url", "ws://"+addr+"/socket", "--room", "lobby",
 		"--clients", strconv.Itoa(n), "--rate", fmt.Sprint(cfg.Rate), "--duration", cfg.Duration.String(),
@@ -255,7 +246,7 @@ func runPeer(ctx context.Context, cfg compareConfig, n int) (result, error) {
 
 	var stdout bytes.Buffer
 	load := pinned(ctx, 1, cfg.Node, "load.mjs", "--url", "http://"+addr, "--clients", strconv.Itoa(n),
-		"--rate", fmt.Sprint(cfg.Rate), "--duration", cfg.Duration.String(), "--measure", strconv.Itoa(peerMeasure(cfg, n)))
+		"--rate", fmt.Sprint(cfg.Rate), "--duration", cfg.Duration.String(), "--measure", strconv.Itoa(measuring(cfg, n)))
 	load.Dir, load.Stdout = cfg.PeerDir, &stdout
 	stderr, err := load.StderrPipe()
 	if err != nil {
@@ -303,21 +294,18 @@ func runPeer(ctx context.Context, cfg compareConfig, n int) (result, error) {
 	return res, err
 }
 
-// peerMeasure is how many Colyseus clients (and xrooms compact clients) decode state. Each decodes every patch of all N
-// players with the official SDK (about 20*N player updates a second) where an xrooms
-// measuring client only scans each diff for its own id; 50 of them at N=500 saturate the
-// load generator's core, and a saturated generator reads late and reports its own lag as
-// the server's. So by default at most 5000/N clients decode (N=500: 10, N=1000: 5), at
-// least 5; which clients measure does not bias the latency, every client gets every patch.
-func peerMeasure(cfg compareConfig, n int) int {
-	if cfg.PeerMeasure > 0 {
-		return min(cfg.PeerMeasure, n)
+// measuring is how many clients measure latency at n clients, on every side. A measuring
+// client reads every diff whole (a Colyseus one decodes every patch of all n players with the
+// official SDK, a compact one every entity), about 20*n entities a second each; 50 of them at
+// n=500 saturate the load generator's core, and a saturated generator reads late and reports
+// its own lag as the server's. So by default at most 5000/n clients measure (n=500: 10,
+// n=1000: 5), at least 5. Every client gets every diff, and the measuring ones are spread over
+// the join order, so fewer of them do not bias the latency.
+func measuring(cfg compareConfig, n int) int {
+	if cfg.Measure > 0 {
+		return min(cfg.Measure, n)
 	}
-	m := cfg.Measure
-	if m <= 0 || m > n {
-		m = n
-	}
-	return min(m, max(5, 5000/n), n)
+	return min(max(5, 5000/n), n)
 }
 
 func decodeResult(b []byte) (result, error) {
@@ -424,21 +412,21 @@ func freeAddr() (string, error) {
 // printTable writes the rows side by side: server CPU (one core) and its ratio to the peer's,
 // p99 latency, peak RSS, bytes received per diff (everything a client received, replies
 // included, over the diffs; on the wire, so deflated where negotiated), errors, and how many
-// Colyseus clients measured latency.
+// clients measured latency on each side.
 func printTable(w io.Writer, rows []comparison) {
 	if len(rows) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "N\tCPU% json\tcompact\tcolyseus\tratio json\tcompact\tp99 ms json\tcompact\tcolyseus\t"+
-		"RSS MB json\tcompact\tcolyseus\tB/diff json\tcompact\tcolyseus\terrors\tcolyseus measuring\t")
+		"RSS MB json\tcompact\tcolyseus\tB/diff json\tcompact\tcolyseus\terrors\tmeasuring\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d/%d\t%d\t\n",
 			r.Clients, r.XRooms.ServerCPUPct, r.XRoomsCompact.ServerCPUPct, r.Peer.ServerCPUPct, r.CPURatio, r.CompactRatio,
 			r.XRooms.P99Ms, r.XRoomsCompact.P99Ms, r.Peer.P99Ms,
 			r.XRooms.ServerRSSMB, r.XRoomsCompact.ServerRSSMB, r.Peer.ServerRSSMB,
 			bytesPerDiff(r.XRooms), bytesPerDiff(r.XRoomsCompact), bytesPerDiff(r.Peer),
-			r.XRooms.Errors, r.XRoomsCompact.Errors, r.Peer.Errors, r.PeerMeasure)
+			r.XRooms.Errors, r.XRoomsCompact.Errors, r.Peer.Errors, r.Measuring)
 	}
 	tw.Flush()
 }
