@@ -101,6 +101,9 @@ type Frame struct {
 // Reply returns the phx_reply answering req: same topic, ref and join_ref.
 func Reply(req Frame, status string, response json.RawMessage) Frame {
 	if len(response) == 0 {
+		if status == StatusOK { // the reply to nearly every push: one shared payload
+			return Frame{JoinRef: req.JoinRef, Ref: req.Ref, Topic: req.Topic, Event: EventReply, Payload: okEmpty}
+		}
 		response = emptyObject
 	}
 	p := make([]byte, 0, len(`{"status":"","response":}`)+len(status)+len(response))
@@ -149,7 +152,12 @@ func ChannelError(joinRef Ref, topic string) Frame {
 
 var emptyObject = json.RawMessage(`{}`)
 
-// Decode parses one text frame in version v.
+// okEmpty is the payload of an ok reply with no response. Encoded payloads are never
+// changed, so one serves every reply.
+var okEmpty = json.RawMessage(`{"status":"ok","response":{}}`)
+
+// Decode parses one text frame in version v. The frame keeps none of data, which the caller
+// may reuse.
 func Decode(v Version, data []byte) (Frame, error) {
 	f, err := decode(v, data)
 	if err != nil {

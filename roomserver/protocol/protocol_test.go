@@ -233,3 +233,27 @@ func TestEncodeBinary(t *testing.T) {
 		t.Fatal("a topic over 255 bytes encoded")
 	}
 }
+
+// A decoded frame keeps none of its input, which sockets reuse for the next frame.
+func TestDecodedFrameOutlivesItsInput(t *testing.T) {
+	for _, tc := range []struct {
+		v     Version
+		frame string
+	}{
+		{V2, `["1","2","room:lobby","i_moved",{"position":[1,2,3]}]`},      // fast path
+		{V2, `["1","2","room:lobby","i_m\u006fved",{"position":[1,2,3]}]`}, // general path
+		{V1, `{"topic":"room:lobby","event":"i_moved","payload":{"position":[1,2,3]},"ref":"2"}`},
+	} {
+		data := []byte(tc.frame)
+		f, err := Decode(tc.v, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range data {
+			data[i] = 'x'
+		}
+		if f.Topic != "room:lobby" || f.Event != "i_moved" || string(f.Payload) != `{"position":[1,2,3]}` || f.Ref != StringRef("2") {
+			t.Fatalf("%s: after the input changed: %+v %s", tc.frame, f, f.Payload)
+		}
+	}
+}

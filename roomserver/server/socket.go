@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -201,8 +200,8 @@ func (sock *socket) read() error {
 	}
 }
 
-// readMessage reads a message into the socket's buffer and returns a copy of exactly its
-// size, which the frame's handling may keep (a push's payload goes to the room's loop).
+// readMessage reads a message into the socket's buffer, which the next call reuses: the
+// decoded frame keeps none of it.
 func (sock *socket) readMessage(r io.Reader) ([]byte, error) {
 	buf := sock.rbuf[:0]
 	for {
@@ -221,7 +220,7 @@ func (sock *socket) readMessage(r io.Reader) ([]byte, error) {
 	if cap(buf) <= 64<<10 {
 		sock.rbuf = buf // one huge message must not pin its buffer for the socket's life
 	}
-	return bytes.Clone(buf), nil
+	return buf, nil
 }
 
 // extendReadDeadline moves the idle deadline on, at most every sixteenth of the idle
