@@ -23,6 +23,10 @@ import { encode } from "@colyseus/schema";
 import { Packr } from "msgpackr";
 import WebSocket from "ws";
 
+// stdout carries the one JSON result line: what the SDK logs (its reconnection notices) goes
+// to stderr.
+console.log = console.info = (...args) => process.stderr.write(args.join(" ") + "\n");
+
 const JOIN_ROOM = 10, ERROR = 11, ROOM_DATA = 13, ROOM_STATE_PATCH = 15, CODE_MASK = 31;
 
 function parseArgs(argv) {

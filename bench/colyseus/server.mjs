@@ -14,7 +14,11 @@
 //	node server.mjs [port]     (or PORT=...; default 2567). Prints "ready <port>" when listening.
 import { Server, Room } from "@colyseus/core";
 import { WebSocketTransport } from "@colyseus/ws-transport";
-import { schema, t } from "@colyseus/schema";
+import { Encoder, schema, t } from "@colyseus/schema";
+
+// Room for the state of a thousand players, as Colyseus advises when a patch outgrows the
+// default 8 KB encode buffer (it then warns and grows the buffer patch after patch).
+Encoder.BUFFER_SIZE = 256 * 1024;
 
 export const Player = schema({
   x: t.float32(), y: t.float32(), z: t.float32(),

@@ -308,9 +308,14 @@ func measuring(cfg compareConfig, n int) int {
 	return min(max(5, 5000/n), n)
 }
 
+// decodeResult reads the load's result: its last line.
 func decodeResult(b []byte) (result, error) {
 	var res result
-	if err := json.Unmarshal(bytes.TrimSpace(b), &res); err != nil {
+	b = bytes.TrimSpace(b)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
 		return res, fmt.Errorf("failed to parse load result %q: %w", b, err)
 	}
 	return res, nil
