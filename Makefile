@@ -63,6 +63,10 @@ bench: bench-deps ## Same load against xrooms and Colyseus 0.18 (bench/colyseus)
 	go build -trimpath -o $(LOCALBIN)/roomload ./cmd/roomload
 	$(LOCALBIN)/roomload compare --clients $(BENCH_CLIENTS) --duration $(BENCH_DURATION) --rate 20 --server-bin $(LOCALBIN)/roomserver --peer-dir bench/colyseus
 
+.PHONY: bench-go
+bench-go: ## Go benchmarks of the hot paths (decode, rules, batch, encode, compress, fan-out), with allocations.
+	go test -run XXX -bench . -benchmem ./roomserver/protocol ./roomserver/room ./roomserver/rules ./roomserver/batch ./roomserver/entity ./roomserver/compact ./roomserver/server ./roomserver/outbox
+
 ##@ Build
 
 .PHONY: build
