@@ -47,7 +47,7 @@ func decodeV2Fast(data []byte) (f Frame, ok bool) {
 	if f.Topic, ok = plainString(part[2]); !ok {
 		return f, false
 	}
-	if f.Event, ok = plainString(part[3]); !ok {
+	if f.Event, ok = plainEvent(part[3]); !ok {
 		return f, false
 	}
 	f.Payload = bytes.Clone(part[4]) // as the general path, the frame keeps none of data
@@ -63,6 +63,13 @@ func SplitObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
 	if !json.Valid(raw) {
 		return nil, false
 	}
+	return SplitValidObject(raw)
+}
+
+// SplitValidObject is SplitObject for raw known to be valid JSON, such as a decoded frame's
+// payload (Decode checks the whole frame), which it does not check again. Anything else may
+// panic.
+func SplitValidObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
 	i := skipSpace(raw, 0)
 	if raw[i] != '{' {
 		return nil, false
@@ -105,6 +112,20 @@ func plainString(raw []byte) (string, bool) {
 		}
 	}
 	return string(s), true
+}
+
+// plainEvent is plainString for an event name, with no allocation for the names clients
+// send most.
+func plainEvent(raw []byte) (string, bool) {
+	switch string(raw) { // no allocation: the conversion only serves the comparison
+	case `"i_moved"`:
+		return "i_moved", true
+	case `"event"`:
+		return "event", true
+	case `"heartbeat"`:
+		return EventHeartbeat, true
+	}
+	return plainString(raw)
 }
 
 func plainRef(raw []byte) (Ref, bool) {

@@ -27,6 +27,9 @@ const (
 //
 // Names starting with phx_ belong to the protocol, and user_joined and user_left are the
 // server's to emit (a client must not fake its own arrival or departure): both are refused.
+//
+// payload must be valid JSON, as a frame's payload is once protocol.Decode returns it: the
+// fast path does not check it again.
 func FromPush(user, name string, payload json.RawMessage) (event.Event, error) {
 	if ev, ok := fromPushFast(user, name, payload); ok {
 		return ev, nil
@@ -41,7 +44,7 @@ func fromPushFast(user, name string, payload json.RawMessage) (event.Event, bool
 	case PushMoved:
 		name = EventUserMoved
 	case PushEvent:
-		wrapped, ok := protocol.SplitObject(payload)
+		wrapped, ok := protocol.SplitValidObject(payload)
 		if !ok {
 			return event.Event{}, false
 		}
@@ -61,7 +64,7 @@ func fromPushFast(user, name string, payload json.RawMessage) (event.Event, bool
 	if CheckName(name) != nil || name == EventUserJoined || name == EventUserLeft {
 		return event.Event{}, false
 	}
-	fields, ok := protocol.SplitObject(payload)
+	fields, ok := protocol.SplitValidObject(payload)
 	if !ok {
 		return event.Event{}, false
 	}
