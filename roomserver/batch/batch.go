@@ -66,6 +66,9 @@ func merge(fs []field, c entity.Components) []field {
 				fs = append(fs, field{name, v})
 			}
 		}
+	case len(fs) <= 2*len(c) && lookupAll(fs, c):
+		// An update of the components the entity has (a move): found by lookups, with no
+		// iteration of c, whose start (a random number) costs more than the lookups.
 	default:
 	next:
 		for name, v := range c {
@@ -82,6 +85,19 @@ func merge(fs []field, c entity.Components) []field {
 }
 
 const smallEntity = 16
+
+// lookupAll sets each field c has and reports whether that was all of c: when it is not, c
+// has names fs lacks, and merge goes on to add them (setting the found ones again).
+func lookupAll(fs []field, c entity.Components) bool {
+	found := 0
+	for i := range fs {
+		if v, ok := c[fs[i].name]; ok {
+			fs[i].value = v
+			found++
+		}
+	}
+	return found == len(c)
+}
 
 // Batcher coalesces mutations per entity between flushes. It is not safe for concurrent use:
 // one goroutine (the room loop) owns it.

@@ -169,6 +169,10 @@ func (sock *socket) read() error {
 	for {
 		sock.extendReadDeadline()
 		typ, r, err := sock.conn.NextReader()
+		if errors.Is(err, websocket.ErrReadLimit) {
+			sock.drain() // the library has sent 1009
+			return err
+		}
 		if err != nil {
 			return err
 		}
@@ -252,6 +256,17 @@ func (sock *socket) sendClose(code int, reason string) {
 	sock.closeBy.Store(by.UnixNano())
 	sock.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(sock.srv.cfg.WriteTimeout))
 	sock.conn.SetReadDeadline(by)
+}
+
+// drain, on the reader, once the WebSocket library has sent a close frame and will read no
+// more (a message over the read limit), discards what the client still sends until it closes
+// or closeGrace passes: closing at once, with its message unread, would reset the connection
+// and the client could lose the close frame telling it why.
+func (sock *socket) drain() {
+	sock.closing.Store(true)
+	nc := sock.conn.NetConn()
+	nc.SetReadDeadline(time.Now().Add(closeGrace))
+	io.Copy(io.Discard, nc)
 }
 
 // awaitClose, on the reader, discards frames until the client answers the close (or
