@@ -132,17 +132,23 @@ func putEncoder(e *encoder) {
 	pool.Put(e)
 }
 
+// appendSortedKeys appends m's keys to dst in order: entities and components are written
+// in the order the JSON encoder writes them, so the output is deterministic.
+func appendSortedKeys[V any](dst []string, m map[string]V) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
+}
+
 func (e *encoder) section(m map[string]entity.Components) error {
 	if m == nil {
 		e.buf = append(e.buf, 0)
 		return nil
 	}
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(m))+1)
-	ids := e.ids[:0]
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := appendSortedKeys(e.ids[:0], m)
 	e.ids = ids
 	prev := ""
 	for _, id := range ids {
@@ -165,11 +171,7 @@ func (e *encoder) components(c entity.Components) error {
 		return nil
 	}
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(c))+1)
-	names := e.names[:0]
-	for name := range c {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	names := appendSortedKeys(e.names[:0], c)
 	e.names = names
 	for _, name := range names {
 		e.key = appendBody(e.key[:0], validUTF8(name))
