@@ -370,17 +370,27 @@ func (e *encoder) object(s []byte, i int) (int, error) {
 		if i, err = e.value(s, skipWS(s, i+1)); err != nil {
 			return i, err
 		}
-		i = skipWS(s, i)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
+		var done bool
+		if i, done, err = separator(s, i, '}'); err != nil || done {
+			if done {
+				e.buf = append(e.buf, 0)
+			}
+			return i, err
 		}
-		if i < len(s) && s[i] == '}' {
-			e.buf = append(e.buf, 0)
-			return i + 1, nil
-		}
-		return i, errAt(i, "expected ',' or '}'")
 	}
+}
+
+// separator reads what follows an object member or array element: a ',' (more follow, and
+// next is where) or close (done, and next is past it).
+func separator(s []byte, i int, close byte) (next int, done bool, err error) {
+	i = skipWS(s, i)
+	switch {
+	case i < len(s) && s[i] == ',':
+		return skipWS(s, i+1), false, nil
+	case i < len(s) && s[i] == close:
+		return i + 1, true, nil
+	}
+	return i, false, errAt(i, "expected ',' or '"+string(close)+"'")
 }
 
 func (e *encoder) array(s []byte, start int) (int, error) {
@@ -397,17 +407,16 @@ func (e *encoder) array(s []byte, start int) (int, error) {
 			return j, err
 		}
 		e.nums = append(e.nums, n)
-		i = skipWS(s, j)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
+		next, done, err := separator(s, j, ']')
+		if err != nil {
+			break // not a plain list of numbers: the general path below says what is wrong
 		}
-		if i < len(s) && s[i] == ']' {
+		if done {
 			e.packed(e.nums[base:])
 			e.nums = e.nums[:base]
-			return i + 1, nil
+			return next, nil
 		}
-		break
+		i = next
 	}
 	e.nums = e.nums[:base]
 	// Anything else: element by element, from the start.
@@ -418,16 +427,13 @@ func (e *encoder) array(s []byte, start int) (int, error) {
 		if i, err = e.value(s, i); err != nil {
 			return i, err
 		}
-		i = skipWS(s, i)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
+		var done bool
+		if i, done, err = separator(s, i, ']'); err != nil || done {
+			if done {
+				e.buf = append(e.buf, tagEnd)
+			}
+			return i, err
 		}
-		if i < len(s) && s[i] == ']' {
-			e.buf = append(e.buf, tagEnd)
-			return i + 1, nil
-		}
-		return i, errAt(i, "expected ',' or ']'")
 	}
 }
 
