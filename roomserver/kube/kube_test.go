@@ -189,26 +189,8 @@ func TestReporterAndWatcher(t *testing.T) {
 
 	t.Run("the watcher applies live config at start and on every change", func(t *testing.T) {
 		room := createRoom(t, c, "watched")
-		got := make(chan LiveConfig, 8)
-		w := &Watcher{Client: newClient(t, cfg), Namespace: "default", Name: "watched", Apply: func(_ context.Context, lc LiveConfig) error {
-			got <- lc
-			return nil
-		}}
-		wctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go w.Run(wctx)
-		expect := func(want LiveConfig) {
-			t.Helper()
-			select {
-			case lc := <-got:
-				if !reflect.DeepEqual(lc, want) {
-					t.Fatalf("applied %+v, want %+v", lc, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("nothing applied, want %+v", want)
-			}
-		}
-		expect(LiveConfig{SyncInterval: 200 * time.Millisecond}) // the API server's default
+		w := startWatcher(t, ctx, newClient(t, cfg), "watched")
+		w.expect(LiveConfig{SyncInterval: 200 * time.Millisecond}) // the API server's default
 
 		max := int32(7)
 		patch := client.MergeFrom(room.DeepCopy())
@@ -217,7 +199,7 @@ func TestReporterAndWatcher(t *testing.T) {
 		if err := c.Patch(ctx, room, patch); err != nil {
 			t.Fatal(err)
 		}
-		expect(LiveConfig{SyncInterval: 40 * time.Millisecond, MaxClients: 7})
+		w.expect(LiveConfig{SyncInterval: 40 * time.Millisecond, MaxClients: 7})
 
 		// A change to something else is not handed on.
 		patch = client.MergeFrom(room.DeepCopy())
@@ -225,11 +207,7 @@ func TestReporterAndWatcher(t *testing.T) {
 		if err := c.Patch(ctx, room, patch); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case lc := <-got:
-			t.Fatalf("applied %+v on a change of labels", lc)
-		case <-time.After(500 * time.Millisecond):
-		}
+		w.none("on a change of labels", 500*time.Millisecond)
 
 		// Rules are live config too, handed on as declared.
 		patch = client.MergeFrom(room.DeepCopy())
@@ -238,7 +216,7 @@ func TestReporterAndWatcher(t *testing.T) {
 		if err := c.Patch(ctx, room, patch); err != nil {
 			t.Fatal(err)
 		}
-		expect(LiveConfig{SyncInterval: 40 * time.Millisecond, MaxClients: 7, Rules: []rules.Decl{{Event: "door_opened",
+		w.expect(LiveConfig{SyncInterval: 40 * time.Millisecond, MaxClients: 7, Rules: []rules.Decl{{Event: "door_opened",
 			Mutations: []rules.MutationDecl{{Op: "update", Target: "payload.door_id", Components: map[string]string{"open": "true"}}}}}})
 	})
 }
@@ -290,25 +268,7 @@ func TestWatcherRelistsAfterABreak(t *testing.T) {
 			return resp, err
 		})
 	}
-	got := make(chan LiveConfig, 8)
-	w := &Watcher{Client: newClient(t, wcfg), Namespace: "default", Name: "later", Apply: func(_ context.Context, lc LiveConfig) error {
-		got <- lc
-		return nil
-	}}
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go w.Run(wctx)
-	expect := func(want LiveConfig) {
-		t.Helper()
-		select {
-		case lc := <-got:
-			if !reflect.DeepEqual(lc, want) {
-				t.Fatalf("applied %+v, want %+v", lc, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("nothing applied, want %+v", want)
-		}
-	}
+	w := startWatcher(t, ctx, newClient(t, wcfg), "later")
 	nextWatch := func() io.Closer {
 		t.Helper()
 		select {
@@ -323,7 +283,7 @@ func TestWatcherRelistsAfterABreak(t *testing.T) {
 	// The Room does not exist yet: nothing to apply until it is created.
 	body := nextWatch()
 	room := createRoom(t, c, "later")
-	expect(LiveConfig{SyncInterval: 200 * time.Millisecond})
+	w.expect(LiveConfig{SyncInterval: 200 * time.Millisecond})
 
 	// The watch breaks: the watcher lists again, watches again, and hands on only what changed.
 	_ = body.Close()
@@ -331,17 +291,13 @@ func TestWatcherRelistsAfterABreak(t *testing.T) {
 	if n := lists.Load(); n != 2 {
 		t.Errorf("%d lists, want 2", n)
 	}
-	select {
-	case lc := <-got:
-		t.Fatalf("applied %+v again after re-listing an unchanged room", lc)
-	case <-time.After(300 * time.Millisecond):
-	}
+	w.none("again after re-listing an unchanged room", 300*time.Millisecond)
 	patch := client.MergeFrom(room.DeepCopy())
 	room.Spec.SyncInterval = metav1.Duration{Duration: 50 * time.Millisecond}
 	if err := c.Patch(ctx, room, patch); err != nil {
 		t.Fatal(err)
 	}
-	expect(LiveConfig{SyncInterval: 50 * time.Millisecond})
+	w.expect(LiveConfig{SyncInterval: 50 * time.Millisecond})
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -355,4 +311,46 @@ func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 		}
 	}
 	return nil
+}
+
+// watched is a Watcher of one room, run until the test ends, with the live configs it applies.
+type watched struct {
+	t   *testing.T
+	got chan LiveConfig
+}
+
+func startWatcher(t *testing.T, ctx context.Context, c *Client, name string) *watched {
+	t.Helper()
+	w := &watched{t: t, got: make(chan LiveConfig, 8)}
+	watcher := &Watcher{Client: c, Namespace: "default", Name: name, Apply: func(_ context.Context, lc LiveConfig) error {
+		w.got <- lc
+		return nil
+	}}
+	wctx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	go watcher.Run(wctx)
+	return w
+}
+
+// expect checks the next live config applied.
+func (w *watched) expect(want LiveConfig) {
+	w.t.Helper()
+	select {
+	case lc := <-w.got:
+		if !reflect.DeepEqual(lc, want) {
+			w.t.Fatalf("applied %+v, want %+v", lc, want)
+		}
+	case <-time.After(10 * time.Second):
+		w.t.Fatalf("nothing applied, want %+v", want)
+	}
+}
+
+// none checks that nothing is applied for d.
+func (w *watched) none(why string, d time.Duration) {
+	w.t.Helper()
+	select {
+	case lc := <-w.got:
+		w.t.Fatalf("applied %+v %s", lc, why)
+	case <-time.After(d):
+	}
 }
