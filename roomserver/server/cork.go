@@ -2,10 +2,15 @@ package server
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/xrooms/xrooms/roomserver/protocol"
 )
 
 // corkConn holds back what the WebSocket library writes while corked and sends it in one
@@ -72,6 +77,33 @@ func (c *corkConn) cork() {
 	c.mu.Unlock()
 }
 
+// appendFrame holds e as one unmasked, uncompressed WebSocket data frame, framed here rather
+// than by the library: one copy, straight into the batch. Only while corked.
+func (c *corkConn) appendFrame(e protocol.Encoded) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	op := byte(websocket.TextMessage)
+	if e.Binary {
+		op = websocket.BinaryMessage
+	}
+	c.buf = appendFrameHeader(c.buf, op, e.Len())
+	c.buf = e.AppendTo(c.buf)
+}
+
+// appendFrameHeader appends the header of a final, unmasked frame of n payload bytes
+// (RFC 6455 section 5.2).
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
 // keepNext has the next held write kept by reference: its bytes must not change until
 // uncork returns.
 func (c *corkConn) keepNext() {
@@ -92,13 +124,18 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 		_, err = c.segs.WriteTo(c.Conn) // one writev
 		c.Conn.SetWriteDeadline(time.Time{})
 	}
+	c.reset()
+	return err
+}
+
+// reset forgets the written batch; the lock must be held.
+func (c *corkConn) reset() {
 	clear(c.segsBack[:])
 	c.segs = nil
 	c.buf, c.from = c.buf[:0], 0
 	if cap(c.buf) > 1<<20 {
 		c.buf = nil // one large batch must not pin its buffer for the socket's life
 	}
-	return err
 }
 
 // corkingWriter hands the WebSocket library a corkConn when it hijacks the connection.

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/xrooms/xrooms/roomserver/protocol"
 )
 
 // A corked batch arrives whole and in order; copied writes may reuse their buffer at once,
@@ -53,5 +56,60 @@ func TestCorkHoldsCopiesAndKeptWritesInOrder(t *testing.T) {
 	got = make([]byte, 6)
 	if _, err := io.ReadFull(client, got); err != nil || string(got) != "direct" {
 		t.Fatalf("got %q (%v)", got, err)
+	}
+}
+
+// Frame headers as RFC 6455 has them, for each length encoding.
+func TestAppendFrameHeader(t *testing.T) {
+	for _, tc := range []struct {
+		op   byte
+		n    int
+		want []byte
+	}{
+		{1, 0, []byte{0x81, 0}},
+		{1, 125, []byte{0x81, 125}},
+		{2, 126, []byte{0x82, 126, 0, 126}},
+		{1, 0xffff, []byte{0x81, 126, 0xff, 0xff}},
+		{2, 0x10000, []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		if got := appendFrameHeader(nil, tc.op, tc.n); !bytes.Equal(got, tc.want) {
+			t.Errorf("op %d, %d bytes: header %x, want %x", tc.op, tc.n, got, tc.want)
+		}
+	}
+}
+
+// appendFrame holds whole frames, in order with the library's writes around them.
+func TestAppendFrameHoldsWholeFrames(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &corkConn{Conn: server}
+	defer c.Close()
+
+	body := bytes.Repeat([]byte("x"), 300)
+	c.cork()
+	c.Write([]byte("lib;"))
+	c.appendFrame(protocol.Encoded{Head: []byte("["), Body: []byte(`"r"`), Tail: ']'})
+	c.appendFrame(protocol.Encoded{Head: []byte{2}, Body: body, Binary: true})
+	if err := c.uncork(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte("lib;"), 0x81, 5, '[', '"', 'r', '"', ']', 0x82, 126, 1, 45, 2)
+	want = append(want, body...)
+	got := make([]byte, len(want))
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("got %x (%v), want %x", got, err, want)
 	}
 }

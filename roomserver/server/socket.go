@@ -517,22 +517,12 @@ func (sock *socket) writer() {
 
 // write sends one batch of frames in one network write, under one deadline.
 func (sock *socket) write(batch []protocol.Encoded) error {
-	timeout := sock.srv.cfg.WriteTimeout
-	sock.conn.SetWriteDeadline(time.Now().Add(timeout))
-	if len(batch) == 1 {
-		return sock.writeFrame(batch[0]) // one write anyway: no need to hold it back
-	}
 	sock.cork.cork()
-	for _, e := range batch {
-		if e.Prepared != nil {
-			sock.cork.keepNext() // shared and never changed: no copy
-		}
-		if err := sock.writeFrame(e); err != nil {
-			sock.cork.uncork(timeout)
-			return err
-		}
+	err := sock.writeFrames(batch)
+	if uerr := sock.cork.uncork(sock.srv.cfg.WriteTimeout); err == nil {
+		err = uerr
 	}
-	return sock.cork.uncork(timeout)
+	return err
 }
 
 // compressMin is the smallest frame worth compressing, for a socket that negotiated
@@ -540,26 +530,43 @@ func (sock *socket) write(batch []protocol.Encoded) error {
 // library's default threshold too).
 const compressMin = 1024
 
-// writeFrame writes one frame: a prepared one as the WebSocket library prepared it for
-// every socket (compressed once, for all that negotiated compression), others compressed
-// only when large.
-func (sock *socket) writeFrame(e protocol.Encoded) error {
-	if e.Prepared != nil {
-		if e.Len() >= compressMin {
-			sock.conn.EnableWriteCompression(true)
-			defer sock.conn.EnableWriteCompression(false)
+// writeFrames holds a batch in the corked connection: a prepared frame as the WebSocket
+// library prepared it for every socket (compressed once, for all that negotiated
+// compression), small frames framed here as they are, large ones compressed by the library.
+func (sock *socket) writeFrames(batch []protocol.Encoded) error {
+	for _, e := range batch {
+		if e.Prepared != nil {
+			sock.cork.keepNext() // shared and never changed: no copy
+			if err := sock.writeLibrary(e, e.Prepared); err != nil {
+				return err
+			}
+			continue
 		}
-		return sock.conn.WritePreparedMessage(e.Prepared)
+		if e.Len() < compressMin {
+			sock.cork.appendFrame(e)
+			continue
+		}
+		if err := sock.writeLibrary(e, nil); err != nil {
+			return err
+		}
 	}
-	sock.wbuf = e.AppendTo(sock.wbuf[:0])
-	if len(sock.wbuf) >= compressMin {
+	return nil
+}
+
+// writeLibrary has the WebSocket library frame e, compressed if the socket negotiated it.
+func (sock *socket) writeLibrary(e protocol.Encoded, pm *websocket.PreparedMessage) error {
+	if e.Len() >= compressMin {
 		sock.conn.EnableWriteCompression(true)
 		defer sock.conn.EnableWriteCompression(false)
+	}
+	if pm != nil {
+		return sock.conn.WritePreparedMessage(pm)
 	}
 	typ := websocket.TextMessage
 	if e.Binary {
 		typ = websocket.BinaryMessage
 	}
+	sock.wbuf = e.AppendTo(sock.wbuf[:0])
 	err := sock.conn.WriteMessage(typ, sock.wbuf)
 	if cap(sock.wbuf) > 1<<20 {
 		sock.wbuf = nil // one huge entities_state must not pin a megabyte per socket
