@@ -257,7 +257,7 @@ func runPeer(ctx context.Context, cfg compareConfig, n int) (result, error) {
 	}
 	var (
 		sampler          *cpuSampler
-		cpuPct, rssMB    float64
+		used             usage
 		sampleErr        error
 		sawStart, sawEnd bool
 	)
@@ -270,7 +270,7 @@ func runPeer(ctx context.Context, cfg compareConfig, n int) (result, error) {
 		case "window end":
 			if sampler != nil {
 				sawEnd = true
-				cpuPct, rssMB, sampleErr = sampler.stop()
+				used, sampleErr = sampler.stop()
 				sampler = nil
 			}
 		default:
@@ -290,7 +290,7 @@ func runPeer(ctx context.Context, cfg compareConfig, n int) (result, error) {
 		return result{}, errors.New("load did not mark its window on stderr")
 	}
 	res, err := decodeResult(stdout.Bytes())
-	res.ServerCPUPct, res.ServerRSSMB = cpuPct, rssMB
+	res.setUsage(used)
 	return res, err
 }
 
@@ -415,7 +415,7 @@ func freeAddr() (string, error) {
 }
 
 // printTable writes the rows side by side: server CPU (one core) and its ratio to the peer's,
-// p99 latency, peak RSS, bytes received per diff (everything a client received, replies
+// the kernel's part of that CPU, p99 latency, peak RSS, bytes received per diff (everything a client received, replies
 // included, over the diffs; on the wire, so deflated where negotiated), errors, and how many
 // clients measured latency on each side.
 func printTable(w io.Writer, rows []comparison) {
@@ -423,11 +423,13 @@ func printTable(w io.Writer, rows []comparison) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tCPU% json\tcompact\tcolyseus\tratio json\tcompact\tp99 ms json\tcompact\tcolyseus\t"+
+	fmt.Fprintln(tw, "N\tCPU% json\tcompact\tcolyseus\tratio json\tcompact\tkernel% json\tcompact\tcolyseus\t"+
+		"p99 ms json\tcompact\tcolyseus\t"+
 		"RSS MB json\tcompact\tcolyseus\tB/diff json\tcompact\tcolyseus\terrors\tmeasuring\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d/%d\t%d\t\n",
+		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d/%d\t%d\t\n",
 			r.Clients, r.XRooms.ServerCPUPct, r.XRoomsCompact.ServerCPUPct, r.Peer.ServerCPUPct, r.CPURatio, r.CompactRatio,
+			r.XRooms.ServerSysPct, r.XRoomsCompact.ServerSysPct, r.Peer.ServerSysPct,
 			r.XRooms.P99Ms, r.XRoomsCompact.P99Ms, r.Peer.P99Ms,
 			r.XRooms.ServerRSSMB, r.XRoomsCompact.ServerRSSMB, r.Peer.ServerRSSMB,
 			bytesPerDiff(r.XRooms), bytesPerDiff(r.XRoomsCompact), bytesPerDiff(r.Peer),

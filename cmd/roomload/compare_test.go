@@ -89,8 +89,8 @@ func TestCompareAgainstColyseus(t *testing.T) {
 		if r.LatencySamples < 100 || r.P50Ms <= 0 || r.P99Ms < r.P50Ms {
 			t.Errorf("%s: latency %d samples, p50 %.1f ms, p99 %.1f ms", side.name, r.LatencySamples, r.P50Ms, r.P99Ms)
 		}
-		if r.ServerCPUPct <= 0 || r.ServerRSSMB <= 0 {
-			t.Errorf("%s: server CPU %.2f%%, RSS %.1f MB, want both positive", side.name, r.ServerCPUPct, r.ServerRSSMB)
+		if r.ServerCPUPct <= 0 || r.ServerRSSMB <= 0 || r.ServerSysPct > r.ServerCPUPct {
+			t.Errorf("%s: server CPU %.2f%% (kernel %.2f%%), RSS %.1f MB, want CPU and RSS positive", side.name, r.ServerCPUPct, r.ServerSysPct, r.ServerRSSMB)
 		}
 	}
 	if row.CPURatio <= 0 || row.CompactRatio <= 0 {
@@ -98,7 +98,7 @@ func TestCompareAgainstColyseus(t *testing.T) {
 	}
 	var table strings.Builder
 	printTable(&table, rows)
-	if !strings.Contains(table.String(), "ratio json") || strings.Count(table.String(), "\n") != 2 {
+	if !strings.Contains(table.String(), "ratio json") || !strings.Contains(table.String(), "kernel% json") || strings.Count(table.String(), "\n") != 2 {
 		t.Errorf("table:\n%s", table.String())
 	}
 }

@@ -54,7 +54,12 @@ type result struct {
 	Errors           int64   `json:"errors"`
 	FirstError       string  `json:"first_error,omitempty"`
 	ServerCPUPct     float64 `json:"server_cpu_pct,omitempty"`
+	ServerSysPct     float64 `json:"server_sys_pct,omitempty"` // of ServerCPUPct, in the kernel
 	ServerRSSMB      float64 `json:"server_rss_mb,omitempty"`
+}
+
+func (r *result) setUsage(u usage) {
+	r.ServerCPUPct, r.ServerSysPct, r.ServerRSSMB = u.cpuPct, u.sysPct, u.rssMB
 }
 
 type counters struct {
@@ -152,10 +157,11 @@ func run(ctx context.Context, cfg config) (result, error) {
 		ReceivedMBPerS:   round(float64(c.bytes.Load()) / elapsed / 1e6),
 	}
 	if cpu != nil {
-		res.ServerCPUPct, res.ServerRSSMB, err = cpu.stop()
+		u, err := cpu.stop()
 		if err != nil {
 			return result{}, err
 		}
+		res.setUsage(u)
 	}
 	// Give the last diffs one moment to land, then close everyone.
 	time.Sleep(200 * time.Millisecond)

@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// cpuSampler measures a process's CPU share between its creation and stop, and its peak RSS,
-// from /proc (Linux).
+// cpuSampler measures a process's CPU share between its creation and stop, the part of it
+// spent in the kernel, and its peak RSS, from /proc (Linux).
 type cpuSampler struct {
 	pid     int
-	ticks0  uint64
+	ticks0  cpuTicks
 	start   time.Time
 	peakRSS uint64
 	done    chan struct{}
@@ -48,35 +48,50 @@ func (s *cpuSampler) sampleRSS() {
 	}
 }
 
-// stop returns CPU % of one core over the sampled window and peak RSS in MB.
-func (s *cpuSampler) stop() (cpuPct, rssMB float64, err error) {
+// usage is what a cpuSampler measured: CPU as % of one core, the part of it in the kernel
+// (system calls, and on loopback the receiving side of what the process sends), peak RSS.
+type usage struct {
+	cpuPct, sysPct, rssMB float64
+}
+
+// stop returns the usage over the sampled window.
+func (s *cpuSampler) stop() (usage, error) {
 	close(s.done)
 	<-s.stopped
 	t, err := procTicks(s.pid)
 	if err != nil {
-		return 0, 0, err
+		return usage{}, err
 	}
-	secs := time.Since(s.start).Seconds()
-	return round(float64(t-s.ticks0) / clockTicks / secs * 100), round(float64(s.peakRSS) / 1e6), nil
+	pct := func(ticks uint64) float64 {
+		return round(float64(ticks) / clockTicks / time.Since(s.start).Seconds() * 100)
+	}
+	return usage{
+		cpuPct: pct(t.user + t.sys - s.ticks0.user - s.ticks0.sys),
+		sysPct: pct(t.sys - s.ticks0.sys),
+		rssMB:  round(float64(s.peakRSS) / 1e6),
+	}, nil
 }
 
-// procTicks returns utime+stime of pid in clock ticks.
-func procTicks(pid int) (uint64, error) {
+// cpuTicks is a process's CPU time in clock ticks, in user space and in the kernel.
+type cpuTicks struct{ user, sys uint64 }
+
+// procTicks returns utime and stime of pid.
+func procTicks(pid int) (cpuTicks, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("failed to read process stats: %w", err)
+		return cpuTicks{}, fmt.Errorf("failed to read process stats: %w", err)
 	}
 	// Fields after the command name, which is in parentheses and may hold spaces.
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("failed to parse /proc/%d/stat", pid)
+		return cpuTicks{}, fmt.Errorf("failed to parse /proc/%d/stat", pid)
 	}
 	u, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("failed to parse /proc/%d/stat", pid)
+		return cpuTicks{}, fmt.Errorf("failed to parse /proc/%d/stat", pid)
 	}
-	return u + st, nil
+	return cpuTicks{user: u, sys: st}, nil
 }
 
 // procRSS returns the resident set size of pid in bytes.
