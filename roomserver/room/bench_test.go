@@ -57,3 +57,32 @@ func BenchmarkFlushFanOut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHoldReply measures the reply to a push, held for the next flush: encoding its
+// head is its only allocation.
+func BenchmarkHoldReply(b *testing.B) {
+	r, err := New(Config{Name: "lobby", Store: store.NewMemory(), Rules: rules.Builtin(),
+		SyncInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	q := outbox.New(1<<30, func() { b.Error("the member overflowed") })
+	wg.Go(func() { q.Run(ctx, func([]protocol.Encoded) error { return nil }) })
+	ref := protocol.StringRef("1")
+	m, err := r.join(JoinRequest{Conn: q, Version: protocol.V2, UserID: "u0",
+		Frame: protocol.Frame{JoinRef: ref, Ref: ref, Topic: r.topic, Event: protocol.EventJoin}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	push := protocol.Frame{JoinRef: ref, Ref: protocol.StringRef("2"), Topic: r.topic, Event: PushMoved}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.hold(m, protocol.ReplyOK(push, nil))
+		if i%16 == 15 {
+			r.wakeHeld()
+		}
+	}
+}

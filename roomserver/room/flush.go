@@ -87,15 +87,15 @@ func (r *Room) flush() {
 			r.dead = append(r.dead, ms...)
 			continue
 		}
-		// One slice for every member: a fresh variadic argument per call would be an
-		// allocation per member. Prepared: framed (and compressed) once for all of them.
-		frame := []protocol.Encoded{e}
+		// Prepared: framed (and compressed) once for all of them.
+		r.one[0] = e
 		for _, m := range ms {
 			m.held = false // the diff takes its held replies along
-			if !m.conn.Send(frame...) {
+			if !m.conn.Send(r.one[:]...) {
 				r.dead = append(r.dead, m)
 			}
 		}
+		r.one[0] = protocol.Encoded{}
 	}
 	for i, m := range r.dead {
 		r.remove(m)
@@ -165,7 +165,10 @@ func (r *Room) hold(m *Member, f protocol.Frame) {
 	if m.index < 0 {
 		return
 	}
-	if !m.conn.Hold(protocol.Encode(m.version, f)) {
+	r.one[0] = protocol.Encode(m.version, f)
+	ok := m.conn.Hold(r.one[:]...)
+	r.one[0] = protocol.Encoded{}
+	if !ok {
 		r.remove(m)
 		return
 	}

@@ -124,6 +124,9 @@ type Room struct {
 	lastFlush   time.Time // when the last non-empty diff went out
 	dead        []*Member
 	held        []*Member // members with held replies, to wake at the next tick
+	// one is the argument of a one-frame Send or Hold, reused: a fresh variadic slice
+	// escapes through the interface, an allocation per push and per member.
+	one [1]protocol.Encoded
 }
 
 // Member is one socket's membership of the room topic.
