@@ -124,18 +124,13 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 		_, err = c.segs.WriteTo(c.Conn) // one writev
 		c.Conn.SetWriteDeadline(time.Time{})
 	}
-	c.reset()
-	return err
-}
-
-// reset forgets the written batch; the lock must be held.
-func (c *corkConn) reset() {
 	clear(c.segsBack[:])
 	c.segs = nil
 	c.buf, c.from = c.buf[:0], 0
 	if cap(c.buf) > 1<<20 {
 		c.buf = nil // one large batch must not pin its buffer for the socket's life
 	}
+	return err
 }
 
 // corkingWriter hands the WebSocket library a corkConn when it hijacks the connection.

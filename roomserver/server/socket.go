@@ -535,18 +535,14 @@ const compressMin = 1024
 // compression), small frames framed here as they are, large ones compressed by the library.
 func (sock *socket) writeFrames(batch []protocol.Encoded) error {
 	for _, e := range batch {
-		if e.Prepared != nil {
+		switch {
+		case e.Prepared != nil:
 			sock.cork.keepNext() // shared and never changed: no copy
-			if err := sock.writeLibrary(e, e.Prepared); err != nil {
-				return err
-			}
-			continue
-		}
-		if e.Len() < compressMin {
+		case e.Len() < compressMin:
 			sock.cork.appendFrame(e)
 			continue
 		}
-		if err := sock.writeLibrary(e, nil); err != nil {
+		if err := sock.writeLibrary(e); err != nil {
 			return err
 		}
 	}
@@ -554,13 +550,13 @@ func (sock *socket) writeFrames(batch []protocol.Encoded) error {
 }
 
 // writeLibrary has the WebSocket library frame e, compressed if the socket negotiated it.
-func (sock *socket) writeLibrary(e protocol.Encoded, pm *websocket.PreparedMessage) error {
+func (sock *socket) writeLibrary(e protocol.Encoded) error {
 	if e.Len() >= compressMin {
 		sock.conn.EnableWriteCompression(true)
 		defer sock.conn.EnableWriteCompression(false)
 	}
-	if pm != nil {
-		return sock.conn.WritePreparedMessage(pm)
+	if e.Prepared != nil {
+		return sock.conn.WritePreparedMessage(e.Prepared)
 	}
 	typ := websocket.TextMessage
 	if e.Binary {
