@@ -65,7 +65,7 @@ bench: bench-deps ## Same load against xrooms and Colyseus 0.18 (bench/colyseus)
 
 .PHONY: bench-go
 bench-go: ## Go benchmarks of the hot paths (decode, rules, batch, encode, compress, fan-out), with allocations.
-	go test -run XXX -bench . -benchmem ./roomserver/protocol ./roomserver/room ./roomserver/rules ./roomserver/batch ./roomserver/entity ./roomserver/compact ./roomserver/server ./roomserver/outbox
+	go test -run XXX -bench . -benchmem ./roomserver/protocol ./roomserver/jsonsyntax ./roomserver/room ./roomserver/rules ./roomserver/batch ./roomserver/entity ./roomserver/compact ./roomserver/server ./roomserver/outbox
 
 ##@ Build
 

@@ -3,24 +3,27 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/xrooms/xrooms/roomserver/jsonsyntax"
 )
 
 // The fast paths below read the hot client frames (V2 pushes with plain ASCII refs, topic
 // and event) and flat payload objects without reflection. Each first checks the whole input
-// with json.Valid, so it may then walk it trusting its syntax, and gives up (ok false) on
-// anything it does not read exactly as encoding/json would: escapes or non-ASCII bytes in
-// strings it returns. The caller then takes the general path, which also produces the errors.
+// with jsonsyntax.Valid (json.Valid, faster), so it may then walk it trusting its syntax, and
+// gives up (ok false) on anything it does not read exactly as encoding/json would: escapes
+// or non-ASCII bytes in strings it returns. The caller then takes the general path, which
+// also produces the errors.
 
 // decodeV2Fast decodes a V2 frame; ok is false when the general decoder must decide.
 func decodeV2Fast(data []byte) (f Frame, ok bool) {
-	if !json.Valid(data) {
+	if !jsonsyntax.Valid(data) {
 		return f, false
 	}
-	i := skipSpace(data, 0)
+	i := jsonsyntax.SkipSpace(data, 0)
 	if data[i] != '[' {
 		return f, false
 	}
-	i = skipSpace(data, i+1)
+	i = jsonsyntax.SkipSpace(data, i+1)
 	var part [5][]byte
 	n := 0
 	for data[i] != ']' {
@@ -30,9 +33,9 @@ func decodeV2Fast(data []byte) (f Frame, ok bool) {
 		end := skipValue(data, i)
 		part[n] = data[i:end]
 		n++
-		i = skipSpace(data, end)
+		i = jsonsyntax.SkipSpace(data, end)
 		if data[i] == ',' {
-			i = skipSpace(data, i+1)
+			i = jsonsyntax.SkipSpace(data, i+1)
 		}
 	}
 	if n != len(part) {
@@ -60,7 +63,7 @@ func decodeV2Fast(data []byte) (f Frame, ok bool) {
 // name repeats (decoding into a struct, encoding/json reports a type error for any of the
 // repeats, which a map would hide), and json.Unmarshal must decide.
 func SplitObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
-	if !json.Valid(raw) {
+	if !jsonsyntax.Valid(raw) {
 		return nil, false
 	}
 	return SplitValidObject(raw)
@@ -70,12 +73,12 @@ func SplitObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
 // payload (Decode checks the whole frame), which it does not check again. Anything else may
 // panic.
 func SplitValidObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
-	i := skipSpace(raw, 0)
+	i := jsonsyntax.SkipSpace(raw, 0)
 	if raw[i] != '{' {
 		return nil, false
 	}
 	fields = make(map[string]json.RawMessage, 4)
-	i = skipSpace(raw, i+1)
+	i = jsonsyntax.SkipSpace(raw, i+1)
 	for raw[i] != '}' {
 		end := skipValue(raw, i) // a name: valid JSON puts only strings here
 		name, ok := plainString(raw[i:end])
@@ -85,13 +88,13 @@ func SplitValidObject(raw []byte) (fields map[string]json.RawMessage, ok bool) {
 		if _, dup := fields[name]; dup {
 			return nil, false
 		}
-		i = skipSpace(raw, end)
-		i = skipSpace(raw, i+1) // the ':'
+		i = jsonsyntax.SkipSpace(raw, end)
+		i = jsonsyntax.SkipSpace(raw, i+1) // the ':'
 		end = skipValue(raw, i)
 		fields[name] = raw[i:end:end]
-		i = skipSpace(raw, end)
+		i = jsonsyntax.SkipSpace(raw, end)
 		if raw[i] == ',' {
-			i = skipSpace(raw, i+1)
+			i = jsonsyntax.SkipSpace(raw, i+1)
 		}
 	}
 	return fields, true
@@ -134,18 +137,6 @@ func plainRef(raw []byte) (Ref, bool) {
 	}
 	s, ok := plainString(raw)
 	return StringRef(s), ok
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\r', '\n':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 // skipValue returns the end of the value starting at data[i]; data must be valid JSON.

@@ -1,11 +1,11 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/xrooms/xrooms/roomserver/entity"
+	"github.com/xrooms/xrooms/roomserver/jsonsyntax"
 )
 
 // ErrClosed is returned (wrapped) by every method of a closed store.
@@ -76,7 +76,7 @@ func (c Change) check() error {
 				continue // a delete's components are not stored
 			}
 			for name, v := range comps {
-				if !json.Valid(v) {
+				if !jsonsyntax.Valid(v) { // json.Valid, faster: every flush checks every component
 					return fmt.Errorf("%s %q: component %q is not valid JSON", part.what, id, name)
 				}
 			}
