@@ -158,7 +158,7 @@ func BenchmarkValid(b *testing.B) {
 		for _, v := range []struct {
 			name  string
 			valid func([]byte) bool
-		}{{"protocol", Valid}, {"json", json.Valid}} {
+		}{{"jsonsyntax", Valid}, {"json", json.Valid}} {
 			b.Run(in.name+"/"+v.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(in.data)))
