@@ -6,6 +6,10 @@
 // sends and calls its overflow function in a new goroutine, which disconnects the socket.
 // The client reconnects, rejoins and gets a fresh entities_state.
 //
-// Concurrency: Send, Close and Len are safe for concurrent use. Run must be called by exactly
-// one goroutine, the socket's writer.
+// With Direct, a Send or Wake that finds no write under way writes in its own goroutine,
+// without blocking, and the writer goroutine only takes what the socket would not take at
+// once: a flush to a thousand members then wakes no goroutines.
+//
+// Concurrency: Send, Hold, Wake, Close and Len are safe for concurrent use. Run must be
+// called by exactly one goroutine, the socket's writer.
 package outbox

@@ -30,12 +30,19 @@ type Queue struct {
 	// at the queue anyway.
 	wake chan struct{}
 
+	// try, when set (Direct), writes a batch without blocking, in the sender's goroutine.
+	try func(batch []protocol.Encoded) (all bool, err error)
+
 	mu         sync.Mutex
 	ring       []item // circular; len(ring) is the capacity
 	head, n    int
 	bytes      int
 	closed     bool // no more Sends; Run returns once the queue is empty
 	overflowed bool
+	busy       bool               // a write is under way, by Run or by try
+	rest       bool               // try left part of a batch unwritten: Run's next write sends it
+	err        error              // try failed: Run returns it
+	direct     []protocol.Encoded // try's batch, reused; owned by whoever set busy
 }
 
 // New returns a queue holding at most maxBytes of frames (frames larger than that are still
@@ -58,8 +65,53 @@ func (q *Queue) Send(frames ...protocol.Encoded) bool {
 	if !q.add(frames) {
 		return false
 	}
-	q.signal()
+	q.deliver()
 	return true
+}
+
+// Direct has Send and Wake write in the caller's goroutine when no write is under way,
+// with try, instead of waking the writer: a room flushing to many members then costs no
+// goroutine switch per member. try must not block: it reports whether it wrote the whole
+// batch, and keeps the rest itself, for the writer's next write (Run then calls write with
+// an empty batch if nothing else is queued). An error from try ends Run with it. Set before
+// the queue is used.
+func (q *Queue) Direct(try func(batch []protocol.Encoded) (all bool, err error)) {
+	q.try = try
+}
+
+// deliver has what is queued written: here with try when nothing is being written, else
+// by the writer.
+func (q *Queue) deliver() {
+	q.mu.Lock()
+	if q.n == 0 { // a write under way, or done, took it all
+		q.mu.Unlock()
+		return
+	}
+	if q.try == nil || q.busy || q.rest || q.err != nil {
+		q.mu.Unlock()
+		q.signal()
+		return
+	}
+	q.busy = true
+	batch := q.takeLocked(q.direct[:0])
+	q.mu.Unlock()
+
+	all, err := q.try(batch)
+	clear(batch)
+
+	q.mu.Lock()
+	q.direct = batch[:0]
+	q.busy = false
+	if err != nil {
+		q.err = err
+	}
+	q.rest = q.rest || !all
+	// The writer may have looked while this write was under way, and waits again.
+	wake := q.n > 0 || q.rest || q.err != nil || q.closed
+	q.mu.Unlock()
+	if wake {
+		q.signal()
+	}
 }
 
 // Hold queues frames as Send does, without waking the writer: they go out with the next
@@ -69,8 +121,8 @@ func (q *Queue) Hold(frames ...protocol.Encoded) bool {
 	return q.add(frames)
 }
 
-// Wake has the writer send whatever is queued.
-func (q *Queue) Wake() { q.signal() }
+// Wake has whatever is queued sent.
+func (q *Queue) Wake() { q.deliver() }
 
 // add queues frames, all or none; false when the queue is closed or has just overflowed.
 func (q *Queue) add(frames []protocol.Encoded) bool {
@@ -140,19 +192,24 @@ func (q *Queue) Len() int {
 }
 
 // Run hands queued frames to write, up to MaxBatch per call, in order, until the queue is
-// closed and empty (nil), overflows (ErrOverflow), write fails (its error) or ctx ends. write
-// must not keep the slice or its frames after returning.
+// closed and empty (nil), overflows (ErrOverflow), write or Direct's try fails (its error) or
+// ctx ends. write must not keep the slice or its frames after returning; with Direct, it may
+// get an empty batch, when only the rest of a partial try is to be sent.
 func (q *Queue) Run(ctx context.Context, write func(batch []protocol.Encoded) error) error {
 	batch := make([]protocol.Encoded, 0, MaxBatch)
 	for {
-		var done, overflowed bool
-		batch, done, overflowed = q.take(batch[:0])
-		if overflowed {
-			return ErrOverflow
+		var work, done bool
+		var err error
+		batch, work, done, err = q.take(batch[:0])
+		if err != nil {
+			return err
 		}
-		if len(batch) > 0 {
+		if work {
 			err := write(batch)
 			clear(batch) // drop references to frames already written
+			q.mu.Lock()
+			q.busy = false
+			q.mu.Unlock()
 			if err != nil {
 				return err
 			}
@@ -173,14 +230,30 @@ func (q *Queue) Run(ctx context.Context, write func(batch []protocol.Encoded) er
 	}
 }
 
-// take moves up to MaxBatch frames from the queue into batch, more to finish a group of
-// frames sent together.
-func (q *Queue) take(batch []protocol.Encoded) (_ []protocol.Encoded, done, overflowed bool) {
+// take gives Run its next write: frames, or the rest of a partial try (work); done when the
+// queue is closed and all is written.
+func (q *Queue) take(batch []protocol.Encoded) (_ []protocol.Encoded, work, done bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.overflowed {
-		return batch, true, true
+	switch {
+	case q.overflowed:
+		return batch, false, true, ErrOverflow
+	case q.err != nil:
+		return batch, false, true, q.err
+	case q.busy: // try is writing; it signals when it is done
+		return batch, false, false, nil
 	}
+	batch = q.takeLocked(batch)
+	if len(batch) == 0 && !q.rest {
+		return batch, false, q.closed, nil
+	}
+	q.busy, q.rest = true, false
+	return batch, true, false, nil
+}
+
+// takeLocked moves up to MaxBatch frames from the queue into batch, more to finish a group
+// of frames sent together; the lock must be held.
+func (q *Queue) takeLocked(batch []protocol.Encoded) []protocol.Encoded {
 	more := false
 	for q.n > 0 && (len(batch) < MaxBatch || more) {
 		it := q.ring[q.head]
@@ -191,5 +264,5 @@ func (q *Queue) take(batch []protocol.Encoded) (_ []protocol.Encoded, done, over
 		batch = append(batch, it.e)
 		more = it.more
 	}
-	return batch, q.closed && q.n == 0, false
+	return batch
 }

@@ -9,7 +9,9 @@
 //
 // Every sync interval the loop flushes: the batch becomes one entities_diff, which is
 // committed to the store, encoded once per protocol version and queued, as the same bytes,
-// to every member. A joiner first gets its join reply and entities_state (the state as of
+// to every member, behind the replies held since the last flush. Then the wakers (a
+// goroutine per core) have each member's queue written, a share each, while the loop goes
+// on with pushes. A joiner first gets its join reply and entities_state (the state as of
 // the last flush, encoded once per flush and cached), then the diffs that follow, so its
 // view stays exact.
 //

@@ -1,6 +1,8 @@
 package room
 
 import (
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/xrooms/xrooms/roomserver/compact"
@@ -87,15 +89,13 @@ func (r *Room) flush() {
 			r.dead = append(r.dead, ms...)
 			continue
 		}
-		// Prepared: framed (and compressed) once for all of them.
-		r.one[0] = e
+		// Prepared: framed (and compressed) once for all of them. Held, with the replies
+		// held since the last flush, and written by the wakers (see wakeHeld).
 		for _, m := range ms {
-			m.held = false // the diff takes its held replies along
-			if !m.conn.Send(r.one[:]...) {
+			if !r.holdEncoded(m, e) {
 				r.dead = append(r.dead, m)
 			}
 		}
-		r.one[0] = protocol.Encoded{}
 	}
 	for i, m := range r.dead {
 		r.remove(m)
@@ -162,32 +162,85 @@ func (r *Room) catchUp() (entity.Diff, error) {
 // hold queues f to m without having it written before the next tick (see holdRepliesUpTo),
 // forgetting m when its socket refuses.
 func (r *Room) hold(m *Member, f protocol.Frame) {
-	if m.index < 0 {
-		return
-	}
-	r.one[0] = protocol.Encode(m.version, f)
-	ok := m.conn.Hold(r.one[:]...)
-	r.one[0] = protocol.Encoded{}
-	if !ok {
+	if m.index >= 0 && !r.holdEncoded(m, protocol.Encode(m.version, f)) {
 		r.remove(m)
-		return
-	}
-	if !m.held {
-		m.held = true
-		r.held = append(r.held, m)
 	}
 }
 
-// wakeHeld has the frames held for members written, unless a flush sent them along.
-func (r *Room) wakeHeld() {
-	for i, m := range r.held {
-		if m.held {
-			m.held = false
-			m.conn.Wake()
-		}
-		r.held[i] = nil
+// holdEncoded queues e to m, to be written at the end of the tick; false when the socket
+// refuses it.
+func (r *Room) holdEncoded(m *Member, e protocol.Encoded) bool {
+	r.one[0] = e
+	ok := m.conn.Hold(r.one[:]...)
+	r.one[0] = protocol.Encoded{}
+	if ok && !m.held {
+		m.held = true
+		r.held = append(r.held, m)
 	}
-	r.held = r.held[:0]
+	return ok
+}
+
+// wakeHeld has the frames held for members written. The wakers do it, each for a share of
+// the members, so that the loop goes on with pushes meanwhile and several cores write at
+// once; a socket that takes its batch at once costs no goroutine switch of its own (see
+// outbox.Direct). Without wakers (the loop not running), it is done here.
+func (r *Room) wakeHeld() {
+	ms := r.takeHeld()
+	if len(r.wakers) == 0 {
+		wake(ms)
+		return
+	}
+	for i, ch := range r.wakers {
+		if lo, hi := i*len(ms)/len(r.wakers), (i+1)*len(ms)/len(r.wakers); lo < hi {
+			ch <- ms[lo:hi]
+		}
+	}
+}
+
+// takeHeld returns the members with held frames, and forgets them.
+func (r *Room) takeHeld() []*Member {
+	ms := r.held
+	if len(ms) == 0 {
+		return nil
+	}
+	r.held = make([]*Member, 0, cap(ms)) // ms goes to the wakers
+	for _, m := range ms {
+		m.held = false
+	}
+	return ms
+}
+
+// startWakers starts a waker per core the process may use, up to maxWakers; stop ends them
+// once they have woken every member handed to them.
+func (r *Room) startWakers() (stop func()) {
+	r.wakers = make([]chan []*Member, min(runtime.GOMAXPROCS(0), maxWakers))
+	var wg sync.WaitGroup
+	for i := range r.wakers {
+		ch := make(chan []*Member, 4)
+		r.wakers[i] = ch
+		wg.Go(func() {
+			for ms := range ch {
+				wake(ms)
+			}
+		})
+	}
+	return func() {
+		for _, ch := range r.wakers {
+			close(ch)
+		}
+		wg.Wait()
+		r.wakers = nil
+	}
+}
+
+// maxWakers bounds the goroutines writing a room's flush: past a few cores, the sockets'
+// own writers and the kernel share the work anyway.
+const maxWakers = 8
+
+func wake(ms []*Member) {
+	for _, m := range ms {
+		m.conn.Wake()
+	}
 }
 
 // sendEncoded queues encoded frames to m, together, forgetting m when its socket refuses.

@@ -50,7 +50,8 @@ type Sender interface {
 	// Hold queues frames as Send does, without having them written yet: they go out with
 	// the next frames sent, or on Wake.
 	Hold(frames ...protocol.Encoded) bool
-	// Wake has held frames written.
+	// Wake has held frames written. The room's wakers call it, concurrently with the
+	// room's Send and Hold.
 	Wake()
 }
 
@@ -123,7 +124,8 @@ type Room struct {
 	storeBehind bool      // a commit failed: the store misses changes the room has
 	lastFlush   time.Time // when the last non-empty diff went out
 	dead        []*Member
-	held        []*Member // members with held replies, to wake at the next tick
+	held        []*Member        // members with held frames, to wake at the end of the tick
+	wakers      []chan []*Member // see wakeHeld; loop-owned
 	// one is the argument of a one-frame Send or Hold, reused: a fresh variadic slice
 	// escapes through the interface, an allocation per push and per member.
 	one [1]protocol.Encoded
@@ -228,6 +230,7 @@ func (r *Room) Run(ctx context.Context) error {
 		return errors.New("room: Run called twice")
 	}
 	defer close(r.done)
+	defer r.startWakers()()
 	r.ticker = time.NewTicker(r.interval)
 	defer r.ticker.Stop()
 	r.log.Info("room running", "sync_interval", r.interval, "max_clients", r.maxClients, "entities", r.batch.Len())

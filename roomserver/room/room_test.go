@@ -108,12 +108,31 @@ func startRoom(t *testing.T, cfg Config) (*Room, *store.Memory) {
 	return r, mem
 }
 
+// flushNow ticks the room (a flush, and what is held woken), and waits for the wakers to
+// have woken every member, so that the sinks have it all when it returns.
 func flushNow(t *testing.T, r *Room) {
 	t.Helper()
-	if err := r.call(context.Background(), r.flush); err != nil {
+	var woken sync.WaitGroup
+	if err := r.call(context.Background(), func() {
+		r.tick()
+		// The wakers take their shares in order: once each has woken this member, it has
+		// woken every member before it.
+		for _, ch := range r.wakers {
+			woken.Add(1)
+			ch <- []*Member{{conn: wakeFunc(woken.Done)}}
+		}
+	}); err != nil {
 		t.Fatal(err)
 	}
+	woken.Wait()
 }
+
+// wakeFunc is a member's socket that only tells when it is woken.
+type wakeFunc func()
+
+func (wakeFunc) Send(...protocol.Encoded) bool { return true }
+func (wakeFunc) Hold(...protocol.Encoded) bool { return true }
+func (f wakeFunc) Wake()                       { f() }
 
 var joinN atomic.Int64
 
@@ -303,20 +322,14 @@ func TestPushRepliesTravelWithTheNextTick(t *testing.T) {
 	if err := r.call(context.Background(), func() { r.ticker.Stop() }); err != nil {
 		t.Fatal(err)
 	}
-	tick := func() {
-		t.Helper()
-		if err := r.call(context.Background(), r.tick); err != nil {
-			t.Fatal(err)
-		}
-	}
 	alice := &sink{v: protocol.V2}
 	a := join(t, r, alice, "alice", nil, nil)
-	tick()
+	flushNow(t, r)
 	alice.take(t)
 
 	push(t, r, a, "5", "i_moved", `{"position":[1,2,3]}`) // returns once the loop ran it
 	wantEvents(t, alice.take(t))
-	tick()
+	flushNow(t, r)
 	frames := alice.take(t)
 	wantEvents(t, frames, protocol.EventReply, EventDiff)
 	if frames[0].Ref != protocol.StringRef("5") {
@@ -326,7 +339,7 @@ func TestPushRepliesTravelWithTheNextTick(t *testing.T) {
 	// A push with no effect still gets its reply at the tick, with no diff.
 	push(t, r, a, "6", "looked_around", `{}`)
 	wantEvents(t, alice.take(t))
-	tick()
+	flushNow(t, r)
 	wantEvents(t, alice.take(t), protocol.EventReply)
 
 	// An error reply is not held.

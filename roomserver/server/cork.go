@@ -3,9 +3,11 @@ package server
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,22 +23,38 @@ import (
 // Held bytes are copied, as the library reuses its buffers, except the next write after
 // keepNext, which is kept by reference: a prepared frame shared by every member, whose bytes
 // never change, goes out by writev with no copy per member.
+//
+// tryUncork sends without blocking, from whichever goroutine has frames to send: what the
+// socket cannot take at once stays held, in order, until uncork sends it.
 type corkConn struct {
 	net.Conn
+	raw      syscall.RawConn // Conn's descriptor, for tryUncork; nil when it has none
 	mu       sync.Mutex
 	corked   bool
 	keep     bool
 	buf      []byte      // copies of held writes
 	from     int         // buf[from:] is not yet in segs
-	segs     net.Buffers // held writes in order, for writev
+	segs     net.Buffers // held writes in order, for writev; a partial tryUncork's rest first
 	segsBack [4][]byte   // segs' usual room
+}
+
+func newCorkConn(conn net.Conn) *corkConn {
+	c := &corkConn{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.corked {
+	if !c.corked && len(c.segs) == 0 {
 		return c.Conn.Write(p)
+	}
+	if !c.corked { // after the rest of a partial tryUncork, which uncork sends first
+		c.buf = append(c.buf, p...)
+		return len(p), nil
 	}
 	if c.keep {
 		c.keep = false
@@ -73,7 +91,9 @@ func (c *corkConn) cut() {
 func (c *corkConn) cork() {
 	c.mu.Lock()
 	c.corked = true
-	c.segs = c.segsBack[:0]
+	if len(c.segs) == 0 {
+		c.segs = c.segsBack[:0]
+	}
 	c.mu.Unlock()
 }
 
@@ -124,13 +144,62 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 		_, err = c.segs.WriteTo(c.Conn) // one writev
 		c.Conn.SetWriteDeadline(time.Time{})
 	}
+	c.reset()
+	return err
+}
+
+// tryUncork writes what was held back as far as the socket takes it without waiting, and
+// reports whether that was all; the rest stays held, and goes first on uncork.
+func (c *corkConn) tryUncork() (all bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked, c.keep = false, false
+	c.cut()
+	if len(c.segs) == 0 {
+		c.reset()
+		return true, nil
+	}
+	if c.raw == nil {
+		return false, nil
+	}
+	var n int
+	var werr error
+	if err := c.raw.Write(func(fd uintptr) bool {
+		n, werr = writev(fd, c.segs)
+		return true // never wait: uncork, on the writer goroutine, does
+	}); err != nil {
+		return false, err
+	}
+	if werr != nil {
+		if errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR) {
+			return false, nil
+		}
+		return false, werr
+	}
+	for n > 0 { // drop what was written
+		if n < len(c.segs[0]) {
+			c.segs[0] = c.segs[0][n:]
+			break
+		}
+		n -= len(c.segs[0])
+		c.segs[0] = nil
+		c.segs = c.segs[1:]
+	}
+	if len(c.segs) > 0 {
+		return false, nil
+	}
+	c.reset()
+	return true, nil
+}
+
+// reset forgets the written batch; the lock must be held.
+func (c *corkConn) reset() {
 	clear(c.segsBack[:])
 	c.segs = nil
 	c.buf, c.from = c.buf[:0], 0
 	if cap(c.buf) > 1<<20 {
 		c.buf = nil // one large batch must not pin its buffer for the socket's life
 	}
-	return err
 }
 
 // corkingWriter hands the WebSocket library a corkConn when it hijacks the connection.
@@ -148,7 +217,7 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	w.conn = &corkConn{Conn: conn}
+	w.conn = newCorkConn(conn)
 	brw.Writer.Reset(w.conn)
 	return w.conn, brw, nil
 }

@@ -113,3 +113,59 @@ func TestAppendFrameHoldsWholeFrames(t *testing.T) {
 		t.Fatalf("got %x (%v), want %x", got, err, want)
 	}
 }
+
+// tryUncork never waits: what the socket does not take stays held, and uncork sends it
+// first, before writes made meanwhile by other goroutines (a close frame, say).
+func TestTryUncorkKeepsTheRestInOrder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	client.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c := newCorkConn(server)
+	defer c.Close()
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB: more than the socket takes
+	c.cork()
+	c.Write([]byte("head;"))
+	c.keepNext()
+	c.Write(big)
+	start := time.Now()
+	all, err := c.tryUncork()
+	if err != nil || all {
+		t.Fatalf("tryUncork = %v, %v; want a partial write", all, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("tryUncork waited %v for a socket that was not read", d)
+	}
+	c.Write([]byte("close;")) // held behind the rest, not written through
+	c.cork()
+	c.appendFrame(protocol.Encoded{Head: []byte("["), Body: []byte(`"x"`), Tail: ']'})
+
+	want := append(append([]byte("head;"), big...), "close;"...)
+	want = append(want, 0x81, 5, '[', '"', 'x', '"', ']')
+	got := make(chan []byte)
+	go func() {
+		b := make([]byte, len(want))
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.ReadFull(client, b)
+		got <- b[:n]
+	}()
+	if err := c.uncork(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the client read %d bytes, not the %d written in order", len(b), len(want))
+	}
+}

@@ -15,7 +15,10 @@
 // Each socket has a reader goroutine (the HTTP handler: decodes frames, keeps the socket's
 // channels, talks to the room) and a writer goroutine (drains the socket's outbox). The room
 // never waits for a socket: it queues shared encoded frames into the outbox, and a socket
-// whose outbox overflows is disconnected.
+// whose outbox overflows is disconnected. Whoever has the outbox written (the room's
+// wakers, the reader for its replies) writes it itself when the socket takes it all without
+// waiting, as it nearly always does; the writer goroutine only sends what a socket would not
+// take at once, under the write timeout (outbox.Direct).
 //
 // Limits (Config.Max*, package limit) are checked where they cost least and never on the
 // room's loop, except the entity limit, which needs the room's state: connection attempts

@@ -67,7 +67,7 @@ type socket struct {
 	assigned      string // user id the server made up for this socket, once needed
 
 	writerDone chan struct{}
-	wbuf       []byte // writer goroutine's buffer
+	wbuf       []byte // the writing goroutine's buffer (see outbox.Direct)
 	rbuf       []byte // reader goroutine's buffer
 
 	mu       sync.Mutex
@@ -124,6 +124,7 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 		channels:      map[string]*channel{},
 	}
 	sock.out = outbox.New(s.cfg.SendQueueBytes, sock.overflowed)
+	sock.out.Direct(sock.tryWrite)
 	if !s.track(sock) {
 		sock.sendClose(websocket.CloseGoingAway, "server shutting down")
 		sock.awaitClose()
@@ -515,7 +516,8 @@ func (sock *socket) writer() {
 	}
 }
 
-// write sends one batch of frames in one network write, under one deadline.
+// write, on the writer goroutine, sends one batch of frames, after what a tryWrite left, in
+// one network write under one deadline.
 func (sock *socket) write(batch []protocol.Encoded) error {
 	sock.cork.cork()
 	err := sock.writeFrames(batch)
@@ -523,6 +525,17 @@ func (sock *socket) write(batch []protocol.Encoded) error {
 		err = uerr
 	}
 	return err
+}
+
+// tryWrite sends one batch in the sender's goroutine (see outbox.Direct) as far as the
+// socket takes it without waiting; the writer goroutine sends the rest.
+func (sock *socket) tryWrite(batch []protocol.Encoded) (bool, error) {
+	sock.cork.cork()
+	if err := sock.writeFrames(batch); err != nil {
+		sock.cork.tryUncork()
+		return false, err
+	}
+	return sock.cork.tryUncork()
 }
 
 // compressMin is the smallest frame worth compressing, for a socket that negotiated
