@@ -704,42 +704,31 @@ func (e *encoder) appendString(dst []byte, s []byte, i int) ([]byte, int, error)
 		if j+1 >= len(s) {
 			return dst, j, errAt(j, "unterminated string")
 		}
-		switch s[j+1] {
-		case '"', '\\', '/':
-			b = append(b, s[j+1])
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case 'u':
-			r, ok := hex4(s, j+2)
-			if !ok {
-				return dst, j, errAt(j, "bad \\u escape")
-			}
-			j += 6
-			if utf16.IsSurrogate(r) {
-				if r < 0xDC00 && j+1 < len(s) && s[j] == '\\' && s[j+1] == 'u' {
-					if r2, ok := hex4(s, j+2); ok && r2 >= 0xDC00 && r2 <= 0xDFFF {
-						b = utf8.AppendRune(b, utf16.DecodeRune(r, r2))
-						j += 6
-						continue
-					}
-				}
-				lone = true
-				continue
-			}
-			b = utf8.AppendRune(b, r)
+		if c, ok := unescape(s[j+1]); ok {
+			b = append(b, c)
+			j += 2
 			continue
-		default:
+		}
+		if s[j+1] != 'u' {
 			return dst, j, errAt(j, "bad escape")
 		}
-		j += 2
+		r, ok := hex4(s, j+2)
+		if !ok {
+			return dst, j, errAt(j, "bad \\u escape")
+		}
+		j += 6
+		if !utf16.IsSurrogate(r) {
+			b = utf8.AppendRune(b, r)
+			continue
+		}
+		if r < 0xDC00 && j+1 < len(s) && s[j] == '\\' && s[j+1] == 'u' {
+			if r2, ok := hex4(s, j+2); ok && r2 >= 0xDC00 && r2 <= 0xDFFF {
+				b = utf8.AppendRune(b, utf16.DecodeRune(r, r2))
+				j += 6
+				continue
+			}
+		}
+		lone = true
 	}
 }
 
@@ -764,6 +753,25 @@ func hex4(s []byte, i int) (rune, bool) {
 	return r, true
 }
 
+// unescape returns the byte a one-character JSON escape (after the backslash) stands for.
+func unescape(c byte) (byte, bool) {
+	switch c {
+	case '"', '\\', '/':
+		return c, true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	}
+	return 0, false
+}
+
 // appendUTF16 appends the JSON string contents q (already validated) as a UTF-16 string body,
 // keeping lone surrogates.
 func (e *encoder) appendUTF16(dst []byte, q []byte) []byte {
@@ -776,26 +784,14 @@ func (e *encoder) appendUTF16(dst []byte, q []byte) []byte {
 			j += size
 			continue
 		}
-		switch q[j+1] {
-		case 'b':
-			u = append(u, '\b')
-		case 'f':
-			u = append(u, '\f')
-		case 'n':
-			u = append(u, '\n')
-		case 'r':
-			u = append(u, '\r')
-		case 't':
-			u = append(u, '\t')
-		case 'u':
-			r, _ := hex4(q, j+2)
-			u = append(u, uint16(r))
-			j += 6
+		if c, ok := unescape(q[j+1]); ok {
+			u = append(u, uint16(c))
+			j += 2
 			continue
-		default: // '"', '\\', '/'
-			u = append(u, uint16(q[j+1]))
 		}
-		j += 2
+		r, _ := hex4(q, j+2) // validated: the only other escape is \uXXXX
+		u = append(u, uint16(r))
+		j += 6
 	}
 	e.u16 = u
 	dst = binary.AppendUvarint(dst, uint64(len(u))<<1|1)
