@@ -13,20 +13,7 @@ import (
 // A corked batch arrives whole and in order; copied writes may reuse their buffer at once,
 // a kept write is sent as it is.
 func TestCorkHoldsCopiesAndKeptWritesInOrder(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	c := &corkConn{Conn: server}
 	defer c.Close()
 
@@ -80,20 +67,7 @@ func TestAppendFrameHeader(t *testing.T) {
 
 // appendFrame holds whole frames, in order with the library's writes around them.
 func TestAppendFrameHoldsWholeFrames(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	c := &corkConn{Conn: server}
 	defer c.Close()
 
@@ -117,20 +91,7 @@ func TestAppendFrameHoldsWholeFrames(t *testing.T) {
 // tryUncork never waits: what the socket does not take stays held, and uncork sends it
 // first, before writes made meanwhile by other goroutines (a close frame, say).
 func TestTryUncorkKeepsTheRestInOrder(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
 	client.(*net.TCPConn).SetReadBuffer(64 << 10)
 	c := newCorkConn(server)
@@ -168,4 +129,25 @@ func TestTryUncorkKeepsTheRestInOrder(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, want) {
 		t.Fatalf("the client read %d bytes, not the %d written in order", len(b), len(want))
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed when the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
